@@ -1,0 +1,17 @@
+/** edgelog's public API. */
+export { CommitLog } from './log/commit-log.js';
+export type {
+  AppendResult,
+  CommitLogOptions,
+  PartitionDescription,
+  ReadOptions,
+  ReadResult,
+  RetentionReport,
+  TopicDescription,
+} from './log/commit-log.js';
+export type { AppendRecord } from './log/prepare-records.js';
+export type { StoredRecord, HeaderValue } from './log/record-codec.js';
+export type { TopicConfig } from './log/topic-config.js';
+export { murmur2, partitionForKey } from './log/murmur2.js';
+export { EdgelogError, LogFullError, CorruptRecordError, OffsetOutOfRangeError } from './errors.js';
+export type { ErrorCode } from './errors.js';

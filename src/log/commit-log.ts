@@ -1,0 +1,688 @@
+import { mkdirSync } from 'node:fs';
+import { pino, type Logger } from 'pino';
+import { schedule, validate as validateCron, type ScheduledTask } from 'node-cron';
+import type { Database, Key } from 'lmdb';
+import {
+  assert,
+  CorruptRecordError,
+  EdgelogError,
+  LogFullError,
+  OffsetOutOfRangeError,
+} from '../errors.js';
+import { DiskSpace } from './disk-space.js';
+import { lockDir } from './dir-lock.js';
+import { prepareRecords, type AppendRecord, type PreparedRecord } from './prepare-records.js';
+import { appendTimeOf, decodeRecord, encodeRecord, RecordDecodeError, timestampOf, type StoredRecord } from './record-codec.js';
+import { recordsToDelete } from './retention.js';
+import {
+  EMPTY,
+  openStorage,
+  recordKey,
+  STORAGE_FORMAT,
+  TIME_INDEX_INTERVAL,
+  topicDbName,
+  type PartitionState,
+  type Storage,
+  type TopicMeta,
+} from './storage.js';
+import {
+  DEFAULT_TOPIC_CONFIG,
+  describe,
+  integerIn,
+  MAX_OFFSET,
+  resolveTopicConfig,
+  validateTopicName,
+  type TopicConfig,
+} from './topic-config.js';
+
+/** Options of {@link CommitLog.open}; every bound has a default and a reason. */
+export interface CommitLogOptions {
+  /** The data folder; created if missing. */
+  dir: string;
+  /** Defaults for topics created without an explicit setting. */
+  topicDefaults?: Partial<TopicConfig>;
+  /** Topics the log can hold; each is an LMDB database and LMDB fixes their number at open. Default 256. */
+  maxTopics?: number;
+  /** Capacity of the log in stored record bytes; appends past it fail with LogFullError. Default −1 (the disk is the limit). */
+  maxLogBytes?: number;
+  /** Appends fail with LogFullError while the disk has less free space than this, so LMDB never meets a full disk mid-commit. Default 64 MiB. */
+  minFreeDiskBytes?: number;
+  /** Records in one append call and at most in one group-commit transaction; bounds the time a commit holds the writer. Default 10,000. */
+  maxBatchRecords?: number;
+  /** Bytes accepted but not yet committed; past it appends fail with LOG_OVERLOADED (retryable) so callers push back on their sources. Default 64 MiB. */
+  maxPendingBytes?: number;
+  /** When retention runs (node-cron expression, seconds field allowed); null to run it only by calling enforceRetention(). Default every 30 s. */
+  retentionSchedule?: string | null;
+  /** Records deleted per retention transaction, so appends never wait behind a large deletion. Default 1,000. */
+  retentionBatchRecords?: number;
+  logger?: Logger;
+  /** The clock, in ms since the epoch (tests move it). */
+  now?: () => number;
+}
+
+export const DEFAULT_MAX_TOPICS = 256;
+export const DEFAULT_MIN_FREE_DISK_BYTES = 64 * 1024 * 1024;
+export const DEFAULT_MAX_BATCH_RECORDS = 10_000;
+export const DEFAULT_MAX_PENDING_BYTES = 64 * 1024 * 1024;
+export const DEFAULT_RETENTION_SCHEDULE = '*/30 * * * * *';
+export const DEFAULT_RETENTION_BATCH_RECORDS = 1000;
+
+/** Where a record went. */
+export interface AppendResult {
+  partition: number;
+  offset: number;
+}
+
+export interface ReadOptions {
+  /** At most this many records. Default 500. */
+  maxRecords?: number;
+  /** Stop once this many value bytes are read; at least one record is always returned. Default 1 MiB. */
+  maxBytes?: number;
+}
+
+export interface ReadResult {
+  records: StoredRecord[];
+  /** The offset the next record will get; records below it are durable. */
+  highWatermark: number;
+  /** The oldest offset still stored. */
+  startOffset: number;
+}
+
+export interface PartitionDescription {
+  partition: number;
+  startOffset: number;
+  highWatermark: number;
+  records: number;
+  bytes: number;
+  /** Producer timestamp of the oldest stored record, or null when the partition is empty. */
+  oldestTimestamp: number | null;
+}
+
+export interface TopicDescription {
+  name: string;
+  config: TopicConfig;
+  partitions: PartitionDescription[];
+}
+
+export interface RetentionReport {
+  deletedRecords: number;
+  deletedBytes: number;
+}
+
+interface TopicState {
+  name: string;
+  id: number;
+  config: TopicConfig;
+  db: Database;
+  /** Committed (durable) partition states; readers never see past `next`. */
+  partitions: PartitionState[];
+  sticky: number;
+  deleted: boolean;
+}
+
+interface PendingAppend {
+  topic: TopicState;
+  records: PreparedRecord[];
+  bytes: number;
+  resolve: (r: AppendResult[]) => void;
+  reject: (e: unknown) => void;
+}
+
+/** A unit of writer work other than appends; resolves true when it wants to run again (more to do). */
+type Task = () => Promise<boolean>;
+
+/**
+ * A durable, partitioned commit log on LMDB with Kafka's semantics: dense offsets per partition,
+ * keyed partitioning, retention, checksummed records. One writer loop owns every mutation: appends
+ * that arrive while a commit is in flight are committed together in the next transaction (group
+ * commit), and an append resolves only once its transaction is fsync'd.
+ */
+export class CommitLog {
+  private readonly topics = new Map<string, TopicState>();
+  private readonly creating = new Set<string>();
+  private readonly queue: PendingAppend[] = [];
+  private readonly tasks: Task[] = [];
+  private pendingBytes = 0;
+  private storedBytes = 0;
+  private writing = false;
+  private idle: Array<() => void> = [];
+  private closed = false;
+  private closing: Promise<void> | null = null;
+  private cron: ScheduledTask | null = null;
+  private lastFullLogAt = 0;
+
+  private constructor(
+    private readonly storage: Storage,
+    private readonly opts: Required<Omit<CommitLogOptions, 'topicDefaults' | 'logger' | 'retentionSchedule'>> & {
+      retentionSchedule: string | null;
+    },
+    private readonly topicDefaults: Readonly<TopicConfig>,
+    private readonly log: Logger,
+    private readonly disk: DiskSpace,
+    private readonly unlock: () => void,
+  ) {}
+
+  /** Opens (or creates) the log in `options.dir`. Reads partition states only: no scan of the records. */
+  static async open(options: CommitLogOptions): Promise<CommitLog> {
+    if (typeof options?.dir !== 'string' || options.dir === '') {
+      throw new EdgelogError('INVALID_ARGUMENT', 'CommitLog.open needs { dir }: the data folder, as a non-empty string');
+    }
+    const opts = {
+      dir: options.dir,
+      maxTopics: integerIn('maxTopics', options.maxTopics ?? DEFAULT_MAX_TOPICS, 1, 10_000),
+      maxLogBytes: integerIn('maxLogBytes', options.maxLogBytes ?? -1, -1, Number.MAX_SAFE_INTEGER),
+      minFreeDiskBytes: integerIn('minFreeDiskBytes', options.minFreeDiskBytes ?? DEFAULT_MIN_FREE_DISK_BYTES, 0, Number.MAX_SAFE_INTEGER),
+      maxBatchRecords: integerIn('maxBatchRecords', options.maxBatchRecords ?? DEFAULT_MAX_BATCH_RECORDS, 1, 1_000_000),
+      maxPendingBytes: integerIn('maxPendingBytes', options.maxPendingBytes ?? DEFAULT_MAX_PENDING_BYTES, 1024, Number.MAX_SAFE_INTEGER),
+      retentionSchedule: options.retentionSchedule === undefined ? DEFAULT_RETENTION_SCHEDULE : options.retentionSchedule,
+      retentionBatchRecords: integerIn('retentionBatchRecords', options.retentionBatchRecords ?? DEFAULT_RETENTION_BATCH_RECORDS, 1, 1_000_000),
+      now: options.now ?? Date.now,
+    };
+    if (opts.retentionSchedule !== null && (typeof opts.retentionSchedule !== 'string' || !validateCron(opts.retentionSchedule))) {
+      throw new EdgelogError('INVALID_ARGUMENT', `retentionSchedule must be a cron expression or null, got ${describe(opts.retentionSchedule)}`);
+    }
+    const topicDefaults = Object.freeze(resolveTopicConfig(options.topicDefaults, DEFAULT_TOPIC_CONFIG));
+    const logger = (options.logger ?? pino({ level: 'silent' })).child({ component: 'log' });
+    mkdirSync(opts.dir, { recursive: true });
+    const unlock = lockDir(opts.dir);
+    let storage: Storage | undefined;
+    try {
+      storage = openStorage(opts.dir, opts.maxTopics);
+      const disk = new DiskSpace(opts.dir, opts.now);
+      await disk.sample();
+      const log = new CommitLog(storage, opts, topicDefaults, logger, disk, unlock);
+      await log.load();
+      log.startRetentionSchedule();
+      logger.info({ dir: opts.dir, topics: log.topics.size, storedBytes: log.storedBytes }, 'log opened');
+      return log;
+    } catch (error) {
+      await storage?.root.close().catch(() => {});
+      unlock();
+      throw error;
+    }
+  }
+
+  private async load(): Promise<void> {
+    const { root, meta } = this.storage;
+    const format = meta.get(['format']) as number | undefined;
+    if (format === undefined) {
+      await root.transaction(() => meta.putSync(['format'], STORAGE_FORMAT));
+    } else if (format !== STORAGE_FORMAT) {
+      throw new EdgelogError('LOG_INCOMPATIBLE', `data folder uses log format ${format}; this edgelog reads format ${STORAGE_FORMAT}`);
+    }
+    for (const { key, value } of meta.getRange({ start: ['t'], end: ['t', '~'] })) {
+      const name = (key as [string, string])[1];
+      const m = value as TopicMeta;
+      const db = root.openDB(topicDbName(m.id), { encoding: 'binary' });
+      const partitions: PartitionState[] = [];
+      for (let p = 0; p < m.config.partitions; p++) {
+        const state = meta.get(['p', m.id, p]) as PartitionState | undefined;
+        assert(state, `topic '${name}' partition ${p} has no stored state`);
+        this.checkPartitionOnOpen(name, db, p, state);
+        partitions.push(state);
+        this.storedBytes += state.bytes;
+      }
+      this.topics.set(name, { name, id: m.id, config: m.config, db, partitions, sticky: 0, deleted: false });
+    }
+  }
+
+  /** O(log n) cross-check of a partition's stored state against its first and last stored keys. */
+  private checkPartitionOnOpen(topic: string, db: Database, p: number, s: PartitionState): void {
+    assert(s.start <= s.next && s.bytes >= 0, `topic '${topic}' partition ${p} has an impossible state ${JSON.stringify(s)}`);
+    const keys = (reverse: boolean) =>
+      [...db.getKeys(reverse ? { start: recordKey(p, MAX_OFFSET - 1), end: recordKey(p, 0) - 1, reverse, limit: 1 } : { start: recordKey(p, 0), end: recordKey(p + 1, 0), limit: 1 })];
+    const first = keys(false)[0] as number | undefined;
+    const last = keys(true)[0] as number | undefined;
+    if (s.start === s.next) {
+      assert(first === undefined, `topic '${topic}' partition ${p} is empty by its state but holds records`);
+    } else {
+      assert(first === recordKey(p, s.start), `topic '${topic}' partition ${p}: first stored offset differs from start ${s.start}`);
+      assert(last === recordKey(p, s.next - 1), `topic '${topic}' partition ${p}: last stored offset differs from ${s.next - 1}`);
+    }
+  }
+
+  private startRetentionSchedule(): void {
+    if (this.opts.retentionSchedule === null) return;
+    this.cron = schedule(
+      this.opts.retentionSchedule,
+      async () => {
+        try {
+          await this.enforceRetention();
+        } catch (error) {
+          if (!this.closed) this.log.error({ err: error }, 'retention run failed');
+        }
+      },
+      { noOverlap: true, name: 'edgelog-retention' },
+    );
+  }
+
+  // ---------------------------------------------------------------- topics
+
+  /** Creates a topic; resolves once the topic is durable. */
+  async createTopic(name: string, options?: Partial<TopicConfig>): Promise<TopicDescription> {
+    this.checkOpen();
+    validateTopicName(name);
+    const config = resolveTopicConfig(options, this.topicDefaults);
+    if (this.topics.has(name) || this.creating.has(name)) {
+      throw new EdgelogError('TOPIC_EXISTS', `topic '${name}' already exists`);
+    }
+    if (this.topics.size + this.creating.size >= this.opts.maxTopics) {
+      throw new EdgelogError('INVALID_ARGUMENT', `the log holds at most ${this.opts.maxTopics} topics (maxTopics); delete one or raise the limit`);
+    }
+    this.creating.add(name);
+    try {
+      await this.runTask(async () => {
+        const { root, meta } = this.storage;
+        const id = ((meta.get(['nextTopicId']) as number | undefined) ?? 1);
+        const db = root.openDB(topicDbName(id), { encoding: 'binary' });
+        const partitions: PartitionState[] = [];
+        await root.transaction(() => {
+          meta.putSync(['nextTopicId'], id + 1);
+          meta.putSync(['t', name], { id, config, createdAt: this.opts.now() } satisfies TopicMeta);
+          for (let p = 0; p < config.partitions; p++) {
+            const state: PartitionState = { start: 0, next: 0, bytes: 0, maxTs: Number.NEGATIVE_INFINITY };
+            meta.putSync(['p', id, p], state);
+            partitions.push(state);
+          }
+        });
+        this.topics.set(name, { name, id, config, db, partitions, sticky: 0, deleted: false });
+        this.log.info({ topic: name, ...config }, 'topic created');
+        return false;
+      });
+    } finally {
+      this.creating.delete(name);
+    }
+    return this.describeTopic(name);
+  }
+
+  /** Deletes a topic and all its records; appends still queued for it fail with UNKNOWN_TOPIC. */
+  async deleteTopic(name: string): Promise<void> {
+    this.checkOpen();
+    const topic = this.topicOrThrow(name);
+    topic.deleted = true;
+    this.topics.delete(name);
+    await this.runTask(async () => {
+      const { root, meta, timeIndex } = this.storage;
+      let bytes = 0;
+      await root.transaction(() => {
+        topic.db.dropSync();
+        meta.removeSync(['t', name]);
+        for (let p = 0; p < topic.config.partitions; p++) {
+          bytes += topic.partitions[p]!.bytes;
+          meta.removeSync(['p', topic.id, p]);
+        }
+        for (const key of timeIndex.getKeys({ start: [topic.id], end: [topic.id + 1] })) timeIndex.removeSync(key);
+      });
+      this.storedBytes -= bytes;
+      this.log.info({ topic: name }, 'topic deleted');
+      return false;
+    });
+  }
+
+  /** The names of all topics, sorted. */
+  listTopics(): string[] {
+    this.checkOpen();
+    return [...this.topics.keys()].sort();
+  }
+
+  /** A topic's config and, per partition, start offset, high watermark, bytes and oldest timestamp. */
+  describeTopic(name: string): TopicDescription {
+    this.checkOpen();
+    const topic = this.topicOrThrow(name);
+    return {
+      name,
+      config: { ...topic.config },
+      partitions: topic.partitions.map((s, partition) => {
+        let oldestTimestamp: number | null = null;
+        if (s.next > s.start) {
+          const buf = topic.db.getBinary(recordKey(partition, s.start));
+          if (buf) oldestTimestamp = timestampOf(buf);
+        }
+        return { partition, startOffset: s.start, highWatermark: s.next, records: s.next - s.start, bytes: s.bytes, oldestTimestamp };
+      }),
+    };
+  }
+
+  // ---------------------------------------------------------------- append
+
+  /**
+   * Appends records to a topic. Resolves, per record in the given order, to where it went, only
+   * after the records are in an fsync'd LMDB transaction. Appends arriving within one event-loop
+   * turn (and while a commit is in flight) share one transaction. Rejects with a typed error and
+   * changes nothing when the input is bad; all records of one call commit or fail together.
+   */
+  append(topicName: string, records: AppendRecord[]): Promise<AppendResult[]> {
+    try {
+      this.checkOpen();
+      const topic = this.topicOrThrow(topicName);
+      const sticky = topic.sticky;
+      const { prepared, bytes } = prepareRecords(topicName, topic.config, records, this.opts.maxBatchRecords, sticky);
+      if (this.pendingBytes + bytes > this.opts.maxPendingBytes) {
+        throw new EdgelogError(
+          'LOG_OVERLOADED',
+          `the log already holds ${this.pendingBytes} bytes waiting to commit (maxPendingBytes ${this.opts.maxPendingBytes}); retry when earlier appends resolve`,
+        );
+      }
+      topic.sticky = (sticky + 1) % topic.config.partitions;
+      this.pendingBytes += bytes;
+      return new Promise<AppendResult[]>((resolve, reject) => {
+        this.queue.push({ topic, records: prepared, bytes, resolve, reject });
+        this.kick();
+      });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  private kick(): void {
+    if (this.writing) return;
+    this.writing = true;
+    // setImmediate, not a microtask: every append issued in this event-loop turn joins the first commit.
+    setImmediate(() => void this.drain());
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.queue.length > 0 || this.tasks.length > 0) {
+        if (this.queue.length > 0) await this.commitAppends(this.takeBatch());
+        const task = this.tasks.shift();
+        if (task && (await task())) this.tasks.push(task);
+      }
+    } finally {
+      this.writing = false;
+      for (const resolve of this.idle.splice(0)) resolve();
+    }
+  }
+
+  private takeBatch(): PendingAppend[] {
+    let records = 0;
+    let n = 0;
+    while (n < this.queue.length && (n === 0 || records + this.queue[n]!.records.length <= this.opts.maxBatchRecords)) {
+      records += this.queue[n]!.records.length;
+      n++;
+    }
+    return this.queue.splice(0, n);
+  }
+
+  /** Assigns offsets, encodes, and commits one batch of appends in one durable transaction. */
+  private async commitAppends(batch: PendingAppend[]): Promise<void> {
+    const now = this.opts.now();
+    const working = new Map<TopicState, PartitionState[]>();
+    const writes: Array<{ db: Database; key: number; value: Buffer }> = [];
+    const indexKeys: Key[] = [];
+    const accepted: Array<{ req: PendingAppend; results: AppendResult[] }> = [];
+    let batchBytes = 0;
+    for (const req of batch) {
+      this.pendingBytes -= req.bytes;
+      const refusal = this.refusal(req, batchBytes);
+      if (refusal) {
+        req.reject(refusal);
+        continue;
+      }
+      let states = working.get(req.topic);
+      if (!states) working.set(req.topic, (states = req.topic.partitions.map((s) => ({ ...s }))));
+      const results: AppendResult[] = [];
+      for (const r of req.records) {
+        const s = states[r.partition]!;
+        const offset = s.next++;
+        assert(offset < MAX_OFFSET, `partition offset ${offset} reached the key space limit`);
+        const timestamp = r.timestamp ?? now;
+        const value = encodeRecord({ offset, timestamp, appendTime: now, key: r.key, value: r.value, headers: r.headers }, r.size);
+        writes.push({ db: req.topic.db, key: recordKey(r.partition, offset), value });
+        s.bytes += r.size;
+        if (timestamp > s.maxTs) s.maxTs = timestamp;
+        if ((offset + 1) % TIME_INDEX_INTERVAL === 0) indexKeys.push([req.topic.id, r.partition, s.maxTs, offset]);
+        results.push({ partition: r.partition, offset });
+      }
+      batchBytes += req.bytes;
+      accepted.push({ req, results });
+    }
+    if (accepted.length === 0) return;
+    const { root, meta, timeIndex } = this.storage;
+    try {
+      await root.transaction(() => {
+        for (const w of writes) w.db.putSync(w.key, w.value);
+        for (const k of indexKeys) timeIndex.putSync(k, EMPTY);
+        for (const [topic, states] of working) {
+          states.forEach((s, p) => {
+            if (s.next !== topic.partitions[p]!.next) meta.putSync(['p', topic.id, p], s);
+          });
+        }
+      });
+    } catch (error) {
+      const failure = await this.classifyCommitFailure(error);
+      for (const { req } of accepted) req.reject(failure);
+      return;
+    }
+    for (const [topic, states] of working) topic.partitions = states;
+    this.storedBytes += batchBytes;
+    for (const { req, results } of accepted) req.resolve(results);
+  }
+
+  /** Why an append that reached the writer cannot be committed now, or null when it can. */
+  private refusal(req: PendingAppend, batchBytes: number): EdgelogError | null {
+    if (req.topic.deleted) return new EdgelogError('UNKNOWN_TOPIC', `topic '${req.topic.name}' was deleted before the append committed`);
+    const { maxLogBytes, minFreeDiskBytes } = this.opts;
+    if (maxLogBytes >= 0 && this.storedBytes + batchBytes + req.bytes > maxLogBytes) {
+      return this.full(`the log is full: ${this.storedBytes} of ${maxLogBytes} bytes (maxLogBytes) are used; retention or deleting a topic frees space`);
+    }
+    const free = this.disk.free();
+    if (free < minFreeDiskBytes) {
+      return this.full(`the disk holding ${this.opts.dir} is full: ${free} bytes free, below the ${minFreeDiskBytes}-byte reserve (minFreeDiskBytes)`);
+    }
+    return null;
+  }
+
+  private full(message: string): LogFullError {
+    // One log line per episode, not per refused append.
+    const now = this.opts.now();
+    if (now - this.lastFullLogAt > 60_000) this.log.warn({ storedBytes: this.storedBytes }, message);
+    this.lastFullLogAt = now;
+    return new LogFullError(message);
+  }
+
+  private async classifyCommitFailure(error: unknown): Promise<EdgelogError> {
+    // lmdb-js rejects with a generic error whose `commitError` promise carries the cause.
+    const commitError = (error as { commitError?: Promise<unknown> } | null)?.commitError;
+    commitError?.catch(() => {});
+    await this.disk.sample();
+    if (this.disk.free() < Math.max(this.opts.minFreeDiskBytes, 1024 * 1024)) {
+      return this.full(`the disk holding ${this.opts.dir} is full (${this.disk.free()} bytes free): the commit failed and nothing of it was stored`);
+    }
+    this.log.error({ err: error }, 'log commit failed');
+    return new EdgelogError('LOG_IO_ERROR', `the log could not commit to ${this.opts.dir}: ${(error as Error)?.message ?? String(error)}`, { cause: error });
+  }
+
+  // ---------------------------------------------------------------- read
+
+  /** Records of one partition from `fromOffset` on, in offset order, up to the durable high watermark. */
+  read(topicName: string, partition: number, fromOffset: number, options: ReadOptions = {}): ReadResult {
+    this.checkOpen();
+    const topic = this.topicOrThrow(topicName);
+    const s = this.partitionOrThrow(topic, partition);
+    const maxRecords = integerIn('maxRecords', options.maxRecords ?? 500, 1, 100_000);
+    const maxBytes = integerIn('maxBytes', options.maxBytes ?? 1024 * 1024, 1, Number.MAX_SAFE_INTEGER);
+    if (typeof fromOffset !== 'number' || !Number.isInteger(fromOffset) || fromOffset < s.start || fromOffset > s.next) {
+      throw new OffsetOutOfRangeError(topicName, partition, fromOffset, s.start, s.next);
+    }
+    const records: StoredRecord[] = [];
+    let bytes = 0;
+    let expected = fromOffset;
+    for (const { key, value } of topic.db.getRange({
+      start: recordKey(partition, fromOffset),
+      end: recordKey(partition, s.next),
+      limit: maxRecords,
+    })) {
+      const offset = (key as number) - recordKey(partition, 0);
+      if (offset !== expected) throw new CorruptRecordError(topicName, partition, expected, `record is missing (next stored offset is ${offset})`);
+      const record = this.decode(topicName, partition, offset, value as Buffer);
+      records.push(record);
+      expected++;
+      bytes += record.value.length;
+      if (bytes >= maxBytes) break;
+    }
+    if (expected < Math.min(s.next, fromOffset + maxRecords) && bytes < maxBytes) {
+      throw new CorruptRecordError(topicName, partition, expected, 'record is missing below the high watermark');
+    }
+    return { records, highWatermark: s.next, startOffset: s.start };
+  }
+
+  private decode(topic: string, partition: number, offset: number, buf: Buffer): StoredRecord {
+    try {
+      return decodeRecord(buf, offset);
+    } catch (error) {
+      if (error instanceof RecordDecodeError) {
+        this.log.error({ topic, partition, offset, reason: error.message }, 'corrupt record');
+        throw new CorruptRecordError(topic, partition, offset, error.message);
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * The first offset whose producer timestamp is at or after `timestamp` (Kafka's ListOffsets),
+   * or the high watermark when there is none. Uses the sparse time index: at most
+   * TIME_INDEX_INTERVAL records are read.
+   */
+  offsetForTimestamp(topicName: string, partition: number, timestamp: number): number {
+    this.checkOpen();
+    const topic = this.topicOrThrow(topicName);
+    const s = this.partitionOrThrow(topic, partition);
+    if (typeof timestamp !== 'number' || !Number.isFinite(timestamp)) {
+      throw new EdgelogError('INVALID_ARGUMENT', `timestamp must be milliseconds since the epoch, got ${describe(timestamp)}`);
+    }
+    // The running max M(o) of timestamps is monotone, and the first offset with M(o) >= t is the
+    // first offset with timestamp >= t. Index entries sit at the last offset of each block of
+    // TIME_INDEX_INTERVAL records and hold M there, so the answer lies in the block of the first
+    // entry with M >= t, or in the unindexed tail.
+    let blockEnd = s.next - 1;
+    let blockStart = Math.floor(s.next / TIME_INDEX_INTERVAL) * TIME_INDEX_INTERVAL;
+    for (const key of this.storage.timeIndex.getKeys({ start: [topic.id, partition, timestamp], end: [topic.id, partition + 1], limit: 1 })) {
+      blockEnd = (key as number[])[3]!;
+      blockStart = blockEnd - TIME_INDEX_INTERVAL + 1;
+    }
+    const from = Math.max(s.start, blockStart);
+    for (const { key, value } of topic.db.getRange({ start: recordKey(partition, from), end: recordKey(partition, blockEnd + 1) })) {
+      if (timestampOf(value as Buffer) >= timestamp) return (key as number) - recordKey(partition, 0);
+    }
+    return s.next;
+  }
+
+  // ---------------------------------------------------------------- retention
+
+  /**
+   * Deletes, per partition, the oldest records past the topic's retention age or size, in
+   * transactions of `retentionBatchRecords` with appends committed in between. The node-cron
+   * schedule calls this; it can also be called directly.
+   */
+  async enforceRetention(): Promise<RetentionReport> {
+    this.checkOpen();
+    const report: RetentionReport = { deletedRecords: 0, deletedBytes: 0 };
+    const work = [...this.topics.values()].flatMap((t) => t.partitions.map((_, p) => ({ topic: t, p })));
+    let i = 0;
+    await this.runTask(async () => {
+      while (i < work.length) {
+        const { topic, p } = work[i]!;
+        const deleted = topic.deleted ? null : await this.retainChunk(topic, p);
+        if (deleted) {
+          report.deletedRecords += deleted.records;
+          report.deletedBytes += deleted.bytes;
+          return true; // let queued appends commit before the next chunk
+        }
+        i++;
+      }
+      return false;
+    });
+    if (report.deletedRecords > 0) this.log.info(report, 'retention deleted records');
+    return report;
+  }
+
+  /** Deletes one chunk of expired records from a partition; null when nothing is due. */
+  private async retainChunk(topic: TopicState, p: number): Promise<{ records: number; bytes: number } | null> {
+    const s = topic.partitions[p]!;
+    if (topic.config.retentionMs < 0 && topic.config.retentionBytes < 0) return null;
+    const candidates: Array<{ appendTime: number; bytes: number }> = [];
+    for (const { value } of topic.db.getRange({
+      start: recordKey(p, s.start),
+      end: recordKey(p, s.next),
+      limit: this.opts.retentionBatchRecords,
+    })) {
+      candidates.push({ appendTime: appendTimeOf(value as Buffer), bytes: (value as Buffer).length });
+    }
+    const n = recordsToDelete(candidates, s.bytes, topic.config, this.opts.now());
+    if (n === 0) return null;
+    const bytes = candidates.slice(0, n).reduce((sum, c) => sum + c.bytes, 0);
+    const next: PartitionState = { ...s, start: s.start + n, bytes: s.bytes - bytes };
+    const { root, meta, timeIndex } = this.storage;
+    await root.transaction(() => {
+      for (let o = s.start; o < next.start; o++) topic.db.removeSync(recordKey(p, o));
+      // Index entries are ordered by [maxTs, offset], which is offset order: drop those below the new start.
+      for (const key of timeIndex.getKeys({ start: [topic.id, p], end: [topic.id, p + 1] })) {
+        if ((key as number[])[3]! >= next.start) break;
+        timeIndex.removeSync(key);
+      }
+      meta.putSync(['p', topic.id, p], next);
+    });
+    topic.partitions[p] = next;
+    this.storedBytes -= bytes;
+    return { records: n, bytes };
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  /** Bytes of stored records across all topics. */
+  get bytesStored(): number {
+    return this.storedBytes;
+  }
+
+  /** Stops retention, waits for queued appends to commit, and closes LMDB. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.closed = true;
+      await this.cron?.destroy();
+      if (this.writing) await new Promise<void>((resolve) => this.idle.push(resolve));
+      await this.storage.root.close();
+      this.unlock();
+      this.log.info('log closed');
+    })();
+    return this.closing;
+  }
+
+  private runTask(step: Task): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.tasks.push(async () => {
+        try {
+          const more = await step();
+          if (!more) resolve();
+          return more;
+        } catch (error) {
+          reject(error);
+          return false;
+        }
+      });
+      this.kick();
+    });
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new EdgelogError('LOG_CLOSED', 'the log is closed');
+  }
+
+  private topicOrThrow(name: string): TopicState {
+    const topic = this.topics.get(name);
+    if (topic) return topic;
+    if (typeof name !== 'string') throw new EdgelogError('INVALID_TOPIC_NAME', `topic name must be a string, got ${describe(name)}`);
+    throw new EdgelogError('UNKNOWN_TOPIC', `unknown topic ${describe(name)}: create it first (existing topics: ${this.listTopics().join(', ') || 'none'})`);
+  }
+
+  private partitionOrThrow(topic: TopicState, partition: number): PartitionState {
+    const s = Number.isInteger(partition) ? topic.partitions[partition] : undefined;
+    if (!s) {
+      throw new EdgelogError(
+        'UNKNOWN_PARTITION',
+        `partition ${describe(partition)} does not exist: topic '${topic.name}' has partitions 0 to ${topic.partitions.length - 1}`,
+      );
+    }
+    return s;
+  }
+}
