@@ -406,6 +406,7 @@ export class CommitLog {
 
   /** Assigns offsets, encodes, and commits one batch of appends in one durable transaction. */
   private async commitAppends(batch: PendingAppend[]): Promise<void> {
+    await this.disk.ensure(this.opts.minFreeDiskBytes + batch.reduce((sum, r) => sum + r.bytes, 0) * 2);
     const now = this.opts.now();
     const working = new Map<TopicState, PartitionState[]>();
     const writes: Array<{ db: Database; key: number; value: Buffer }> = [];
@@ -456,6 +457,7 @@ export class CommitLog {
     }
     for (const [topic, states] of working) topic.partitions = states;
     this.storedBytes += batchBytes;
+    this.disk.consumed(batchBytes);
     for (const { req, results } of accepted) req.resolve(results);
   }
 
@@ -466,7 +468,7 @@ export class CommitLog {
     if (maxLogBytes >= 0 && this.storedBytes + batchBytes + req.bytes > maxLogBytes) {
       return this.full(`the log is full: ${this.storedBytes} of ${maxLogBytes} bytes (maxLogBytes) are used; retention or deleting a topic frees space`);
     }
-    const free = this.disk.free();
+    const free = this.disk.free() - (batchBytes + req.bytes) * 2;
     if (free < minFreeDiskBytes) {
       return this.full(`the disk holding ${this.opts.dir} is full: ${free} bytes free, below the ${minFreeDiskBytes}-byte reserve (minFreeDiskBytes)`);
     }
