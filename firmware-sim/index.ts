@@ -1,0 +1,11 @@
+/** firmware-sim as a library: tests and benchmarks drive a {@link Fleet} directly. */
+export { Fleet } from './fleet.js';
+export type { FleetSnapshot } from './fleet.js';
+export { InvalidOptionError, resolveFleetOptions, deviceId, DEFAULT_FAULTS } from './options.js';
+export type { FaultOptions, FleetConfig, FleetOptions } from './options.js';
+export type { FleetReport } from './report.js';
+export type { LatencyReport } from './stats.js';
+export { SignalGenerator } from './signal.js';
+export type { GeneratedReading, SignalOptions } from './signal.js';
+export { backoffDelayMs, DEFAULT_BACKOFF } from './backoff.js';
+export type { BackoffPolicy } from './backoff.js';
