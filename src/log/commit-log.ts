@@ -12,7 +12,7 @@ import {
 import { DiskSpace } from './disk-space.js';
 import { lockDir } from './dir-lock.js';
 import { prepareRecords, type AppendRecord, type PreparedRecord } from './prepare-records.js';
-import { appendTimeOf, decodeRecord, encodeRecord, RecordDecodeError, timestampOf, type StoredRecord } from './record-codec.js';
+import { appendTimeOf, decodeRecord, encodeInto, RecordDecodeError, timestampOf, type StoredRecord } from './record-codec.js';
 import { recordsToDelete } from './retention.js';
 import {
   EMPTY,
@@ -404,46 +404,54 @@ export class CommitLog {
     return this.queue.splice(0, n);
   }
 
-  /** Assigns offsets, encodes, and commits one batch of appends in one durable transaction. */
+  /**
+   * Commits one batch of appends in one durable transaction. Offsets are assigned and records
+   * encoded (into one buffer for the whole batch) inside the transaction callback: only this loop
+   * writes, so the partition states it works from are the committed ones.
+   */
   private async commitAppends(batch: PendingAppend[]): Promise<void> {
-    await this.disk.ensure(this.opts.minFreeDiskBytes + batch.reduce((sum, r) => sum + r.bytes, 0) * 2);
-    const now = this.opts.now();
-    const working = new Map<TopicState, PartitionState[]>();
-    const writes: Array<{ db: Database; key: number; value: Buffer }> = [];
-    const indexKeys: Key[] = [];
-    const accepted: Array<{ req: PendingAppend; results: AppendResult[] }> = [];
+    const bytesAsked = batch.reduce((sum, r) => sum + r.bytes, 0);
+    await this.disk.ensure(this.opts.minFreeDiskBytes + bytesAsked * 2);
+    const accepted: PendingAppend[] = [];
     let batchBytes = 0;
     for (const req of batch) {
       this.pendingBytes -= req.bytes;
       const refusal = this.refusal(req, batchBytes);
-      if (refusal) {
-        req.reject(refusal);
-        continue;
+      if (refusal) req.reject(refusal);
+      else {
+        accepted.push(req);
+        batchBytes += req.bytes;
       }
-      let states = working.get(req.topic);
-      if (!states) working.set(req.topic, (states = req.topic.partitions.map((s) => ({ ...s }))));
-      const results: AppendResult[] = [];
-      for (const r of req.records) {
-        const s = states[r.partition]!;
-        const offset = s.next++;
-        assert(offset < MAX_OFFSET, `partition offset ${offset} reached the key space limit`);
-        const timestamp = r.timestamp ?? now;
-        const value = encodeRecord({ offset, timestamp, appendTime: now, key: r.key, value: r.value, headers: r.headers }, r.size);
-        writes.push({ db: req.topic.db, key: recordKey(r.partition, offset), value });
-        s.bytes += r.size;
-        if (timestamp > s.maxTs) s.maxTs = timestamp;
-        if ((offset + 1) % TIME_INDEX_INTERVAL === 0) indexKeys.push([req.topic.id, r.partition, s.maxTs, offset]);
-        results.push({ partition: r.partition, offset });
-      }
-      batchBytes += req.bytes;
-      accepted.push({ req, results });
     }
     if (accepted.length === 0) return;
+    const now = this.opts.now();
+    const out = Buffer.allocUnsafe(batchBytes);
+    const working = new Map<TopicState, PartitionState[]>();
+    const results: AppendResult[][] = [];
     const { root, meta, timeIndex } = this.storage;
     try {
       await root.transaction(() => {
-        for (const w of writes) w.db.putSync(w.key, w.value);
-        for (const k of indexKeys) timeIndex.putSync(k, EMPTY);
+        let pos = 0;
+        for (const req of accepted) {
+          let states = working.get(req.topic);
+          if (!states) working.set(req.topic, (states = req.topic.partitions.map((s) => ({ ...s }))));
+          const db = req.topic.db;
+          const assigned: AppendResult[] = new Array(req.records.length);
+          for (let i = 0; i < req.records.length; i++) {
+            const r = req.records[i]!;
+            const s = states[r.partition]!;
+            const offset = s.next++;
+            assert(offset < MAX_OFFSET, `partition offset ${offset} reached the key space limit`);
+            const timestamp = r.timestamp ?? now;
+            db.putSync(recordKey(r.partition, offset), encodeInto(out, pos, r.size, offset, timestamp, now, r.key, r.value, r.headers));
+            pos += r.size;
+            s.bytes += r.size;
+            if (timestamp > s.maxTs) s.maxTs = timestamp;
+            if ((offset + 1) % TIME_INDEX_INTERVAL === 0) timeIndex.putSync([req.topic.id, r.partition, s.maxTs, offset], EMPTY);
+            assigned[i] = { partition: r.partition, offset };
+          }
+          results.push(assigned);
+        }
         for (const [topic, states] of working) {
           states.forEach((s, p) => {
             if (s.next !== topic.partitions[p]!.next) meta.putSync(['p', topic.id, p], s);
@@ -452,13 +460,13 @@ export class CommitLog {
       });
     } catch (error) {
       const failure = await this.classifyCommitFailure(error);
-      for (const { req } of accepted) req.reject(failure);
+      for (const req of accepted) req.reject(failure);
       return;
     }
     for (const [topic, states] of working) topic.partitions = states;
     this.storedBytes += batchBytes;
     this.disk.consumed(batchBytes);
-    for (const { req, results } of accepted) req.resolve(results);
+    accepted.forEach((req, i) => req.resolve(results[i]!));
   }
 
   /** Why an append that reached the writer cannot be committed now, or null when it can. */

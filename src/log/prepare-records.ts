@@ -79,7 +79,7 @@ function prepareOne(topic: string, config: TopicConfig, input: unknown, at: stri
   if (headers !== undefined) checkHeaders(headers, at);
   let partition = r['partition'];
   if (partition === undefined) {
-    partition = key === null ? sticky : partitionForKey(typeof key === 'string' ? Buffer.from(key) : key, config.partitions);
+    partition = key === null ? sticky : partitionForKey(typeof key === 'string' ? keyBytes(key) : key, config.partitions);
   } else if (typeof partition !== 'number' || !Number.isInteger(partition) || partition < 0 || partition >= config.partitions) {
     throw new EdgelogError(
       'UNKNOWN_PARTITION',
@@ -101,6 +101,14 @@ function prepareOne(topic: string, config: TopicConfig, input: unknown, at: stri
     headers: headers as Record<string, HeaderValue> | undefined,
     size,
   };
+}
+
+/** Scratch space for hashing string keys without allocating; keys longer than it get their own buffer. */
+const keyScratch = Buffer.allocUnsafe(1024);
+
+function keyBytes(key: string): Uint8Array {
+  if (key.length * 3 > keyScratch.length) return Buffer.from(key);
+  return keyScratch.subarray(0, keyScratch.write(key));
 }
 
 function checkHeaders(headers: unknown, at: string): void {

@@ -61,24 +61,43 @@ function byteLength(v: string | Uint8Array): number {
   return typeof v === 'string' ? Buffer.byteLength(v) : v.length;
 }
 
-/** Encodes a record into a fresh Buffer of exactly `size` bytes (as computed by {@link encodedSize}). */
-export function encodeRecord(fields: RecordFields, size: number): Buffer {
-  const buf = Buffer.allocUnsafe(size);
+/**
+ * Encodes a record into `out` at `start`, taking exactly `size` bytes (as computed by
+ * {@link encodedSize}), and returns the view of the encoded record. Many records share one
+ * `out` buffer, so a batch costs one allocation, not one per record.
+ */
+export function encodeRecord(fields: RecordFields, size: number, out: Buffer = Buffer.allocUnsafe(size), start = 0): Buffer {
+  return encodeInto(out, start, size, fields.offset, fields.timestamp, fields.appendTime, fields.key, fields.value, fields.headers);
+}
+
+/** {@link encodeRecord} with positional arguments, for the append path (no object per record). */
+export function encodeInto(
+  out: Buffer,
+  start: number,
+  size: number,
+  offset: number,
+  timestamp: number,
+  appendTime: number,
+  key: string | Uint8Array | null | undefined,
+  value: Uint8Array,
+  headers: Record<string, HeaderValue> | undefined,
+): Buffer {
+  const buf = out.subarray(start, start + size);
   let flags = 0;
-  if (fields.key != null) flags |= FLAG_HAS_KEY | (typeof fields.key === 'string' ? FLAG_KEY_STRING : 0);
+  if (key != null) flags |= FLAG_HAS_KEY | (typeof key === 'string' ? FLAG_KEY_STRING : 0);
   let headerCount = 0;
-  if (fields.headers) for (const _ in fields.headers) headerCount++;
+  if (headers) for (const _ in headers) headerCount++;
   buf[4] = RECORD_FORMAT_VERSION;
   buf[5] = flags;
   buf.writeUInt16LE(headerCount, 6);
-  buf.writeDoubleLE(fields.offset, 8);
-  buf.writeDoubleLE(fields.timestamp, 16);
-  buf.writeDoubleLE(fields.appendTime, 24);
+  buf.writeDoubleLE(offset, 8);
+  buf.writeDoubleLE(timestamp, 16);
+  buf.writeDoubleLE(appendTime, 24);
   let pos = FIXED_BYTES;
-  if (fields.key != null) pos = writeBytes(buf, pos, fields.key);
-  if (fields.headers) {
-    for (const name in fields.headers) {
-      const value = fields.headers[name]!;
+  if (key != null) pos = writeBytes(buf, pos, key);
+  if (headers) {
+    for (const name in headers) {
+      const value = headers[name]!;
       const nameLength = buf.write(name, pos + 2, 'utf8');
       buf.writeUInt16LE(nameLength, pos);
       pos += 2 + nameLength;
@@ -86,7 +105,7 @@ export function encodeRecord(fields: RecordFields, size: number): Buffer {
       pos = writeBytes(buf, pos, value);
     }
   }
-  pos = writeBytes(buf, pos, fields.value);
+  pos = writeBytes(buf, pos, value);
   assert(pos === size, `encoded record size ${pos} differs from computed size ${size}`);
   buf.writeUInt32LE(crc32c(buf.subarray(4)), 0);
   return buf;

@@ -1,0 +1,24 @@
+import { it } from 'vitest';
+import { loadProfiles } from '../../devices/profile.js';
+import { Fleet } from '../../firmware-sim/index.js';
+import { startMosquitto } from '../helpers/mosquitto.js';
+import { subscribe } from '../helpers/mqtt-subscriber.js';
+import { distinctCount, readingsByDevice } from '../helpers/readings.js';
+import { waitFor } from '../helpers/wait.js';
+const env = loadProfiles().find((p) => p.name === 'environment-sensor')!;
+it('dbg', async () => {
+  const broker = await startMosquitto();
+  const sub = await subscribe(broker.url, 'dbg-sub');
+  const fleet = new Fleet({ rampPerSecond: 1000, backoff: { initialMs: 100, maxMs: 400 }, profiles: [env], gateway: broker.url, devices: 10, ratePerSecond: 20, durationS: 4, seed: 22 });
+  fleet.start();
+  await waitFor(() => sub.received.length >= 100, 'pub');
+  console.log('before stop', sub.received.length, fleet.snapshot());
+  await broker.stop();
+  await waitFor(() => fleet.snapshot().buffered >= 100, 'buf');
+  console.log('stopped', sub.received.length, fleet.snapshot());
+  await broker.start();
+  const report = await fleet.done();
+  console.log('done', sub.received.length, report.readings, report.publishes);
+  await new Promise(r => setTimeout(r, 3000));
+  console.log('after', sub.received.length, distinctCount(readingsByDevice(sub.received, env)));
+}, 60000);
