@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
+import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { onTestFinished } from 'vitest';
 import { tempDir } from './temp-dir.js';
@@ -61,6 +62,8 @@ export async function startMosquitto(): Promise<MosquittoBroker> {
     config,
     [
       `listener ${port} 127.0.0.1`,
+      // Started as root, Mosquitto drops to user 'mosquitto', which cannot write our 0700 temp folder.
+      `user ${userInfo().username}`,
       'allow_anonymous true',
       'max_queued_messages 100000000',
       'max_inflight_messages 0',
