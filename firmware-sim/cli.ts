@@ -219,6 +219,8 @@ function rephraseParseError(error: Error & { code?: string }): string {
   if (unknown !== null) return `unknown option '${unknown[1]}'; see firmware-sim --help for the options`;
   const missing = /Option '(-\w, )?(--[\w-]+)[^']*' argument missing/.exec(error.message);
   if (missing !== null) return `${missing[2]}: needs a value`;
+  const ambiguous = /Option '(-\w, )?(--[\w-]+)[^']*' argument is ambiguous/.exec(error.message);
+  if (ambiguous !== null) return `${ambiguous[2]}: needs a value (a value starting with '-' is written ${ambiguous[2]}=-VALUE)`;
   const positional = /Unexpected argument '([^']+)'/.exec(error.message);
   if (positional !== null) return `unexpected argument '${positional[1]}': options are written --name value; see firmware-sim --help`;
   return error.message;

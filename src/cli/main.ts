@@ -1,0 +1,80 @@
+/**
+ * The `edgelog` command. People and scripts rely on its names (DESIGN.md, "Command-line contract").
+ * Errors are printed as one clear line and exit non-zero; no stack trace reaches the user.
+ */
+import { parseArgs } from 'node:util';
+import { pino, type Logger } from 'pino';
+import { EdgelogError } from '../errors.js';
+import { Gateway } from '../gateway.js';
+
+const USAGE = `Usage: edgelog <command> [options]
+
+Commands:
+  start                 Run the gateway in the foreground until SIGTERM or SIGINT.
+
+Options for start:
+  --data-dir DIR        Where the commit log lives (default ./data, or EDGELOG_DATA_DIR).
+  -h, --help            Show this help.
+
+MQTT and WebSocket ingest, the consumer protocol, the admin API and the other commands
+(topics, produce, consume, groups) are being built; see the README's roadmap.
+`;
+
+class UsageError extends Error {}
+
+function fail(message: string, code = 2): never {
+  process.stderr.write(`edgelog: ${message}\n`);
+  process.exit(code);
+}
+
+function makeLogger(): Logger {
+  // One JSON line per state change; a person at a terminal can pipe it through pino-pretty.
+  return pino({ level: process.env['EDGELOG_LOG_LEVEL'] ?? 'info' });
+}
+
+async function start(argv: string[]): Promise<void> {
+  let values: { 'data-dir'?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: { 'data-dir': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (error) {
+    throw new UsageError(`${(error as Error).message}\n\n${USAGE}`);
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const logger = makeLogger();
+  const gateway = await Gateway.start({ dataDir: values['data-dir'] ?? process.env['EDGELOG_DATA_DIR'] ?? './data', logger });
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      logger.info({ signal }, 'shutting down');
+      void gateway.close().then(resolve);
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '-h' || command === '--help' || command === 'help') {
+    process.stdout.write(USAGE);
+    return;
+  }
+  if (command === 'start') return start(rest);
+  throw new UsageError(`unknown command '${command}': the commands are start (more are coming)\n\n${USAGE}`);
+}
+
+main(process.argv.slice(2)).then(
+  () => process.exit(0),
+  (error: unknown) => {
+    if (error instanceof UsageError) fail(error.message);
+    if (error instanceof EdgelogError) fail(`${error.message} (${error.code})`, 1);
+    fail(`unexpected error: ${(error as Error)?.message ?? String(error)}`, 1);
+  },
+);

@@ -1,0 +1,35 @@
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { CommitLog } from '../../src/index.js';
+import { spawnTs } from '../helpers/process.js';
+import { tempDir } from '../helpers/temp-dir.js';
+
+const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+
+describe('edgelog start', () => {
+  it('opens the log in --data-dir, says so, and exits 0 on SIGTERM with the log closed cleanly', async () => {
+    const dir = tempDir();
+    const gw = spawnTs(CLI, ['start', '--data-dir', dir]);
+    const line = await gw.waitForLine(/edgelog gateway started/);
+    expect(JSON.parse(line)).toMatchObject({ dataDir: dir });
+    // A second gateway on the same folder is refused with a clear message.
+    const second = spawnTs(CLI, ['start', '--data-dir', dir]);
+    expect(await second.exited).toBe(1);
+    expect(second.output()).toMatch(new RegExp(`data folder ${dir} is in use by process ${gw.child.pid}.*\\(LOG_LOCKED\\)`));
+    gw.child.kill('SIGTERM');
+    expect(await gw.exited).toBe(0);
+    expect(gw.output()).toMatch(/edgelog gateway stopped/);
+    const log = await CommitLog.open({ dir, retentionSchedule: null });
+    await log.close();
+  });
+
+  it('refuses unknown options and commands with usage and exit code 2, without a stack trace', async () => {
+    for (const args of [['start', '--bogus'], ['frob']]) {
+      const run = spawnTs(CLI, args);
+      expect(await run.exited).toBe(2);
+      expect(run.output()).toMatch(/^edgelog: (Unknown option '--bogus'|unknown command 'frob')/);
+      expect(run.output()).toMatch(/Usage: edgelog <command>/);
+      expect(run.output()).not.toMatch(/\n\s+at /);
+    }
+  });
+});
