@@ -441,7 +441,7 @@ export class CommitLog {
             const r = req.records[i]!;
             const s = states[r.partition]!;
             const offset = s.next++;
-            assert(offset < MAX_OFFSET, `partition offset ${offset} reached the key space limit`);
+            if (offset >= MAX_OFFSET) assert(false, `partition offset ${offset} reached the key space limit`);
             const timestamp = r.timestamp ?? now;
             db.putSync(recordKey(r.partition, offset), encodeInto(out, pos, r.size, offset, timestamp, now, r.key, r.value, r.headers));
             pos += r.size;
