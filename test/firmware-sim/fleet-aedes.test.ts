@@ -1,4 +1,8 @@
-import { describe, expect, it } from 'vitest';
+import { createServer } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { Aedes } from 'aedes';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { WebSocketServer, createWebSocketStream } from 'ws';
 import { PayloadError } from '../../devices/errors.js';
 import { decodeReading } from '../../devices/payload-codec.js';
 import { loadProfiles } from '../../devices/profile.js';
@@ -112,5 +116,22 @@ describe('Fleet against an in-process aedes broker', () => {
       lastSeq.set(device, Math.max(seq, lastSeq.get(device) ?? -1));
     }
     expect(outOfOrder).toBeLessThanOrEqual(report.publishes.resent);
+  });
+
+  it('speaks MQTT over WebSocket (ws://HOST:PORT/mqtt)', async () => {
+    const broker = await Aedes.createBroker();
+    const http = createServer();
+    const wss = new WebSocketServer({ server: http, path: '/mqtt' });
+    wss.on('connection', (ws) => broker.handle(createWebSocketStream(ws) as Duplex as Parameters<typeof broker.handle>[0]));
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    onTestFinished(async () => {
+      wss.close();
+      await new Promise((resolve) => http.close(resolve));
+      await new Promise<void>((resolve) => broker.close(() => resolve()));
+    });
+    const address = http.address();
+    if (address === null || typeof address === 'string') throw new Error('no address');
+    const report = await new Fleet({ ...quick, gateway: `ws://127.0.0.1:${address.port}/mqtt`, devices: 5, ratePerSecond: 10, durationS: 1 }).run();
+    expect(report.readings).toMatchObject({ generated: 50, acknowledged: 50, dropped: 0 });
   });
 });
