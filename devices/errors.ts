@@ -1,7 +1,7 @@
 import { EdgelogError } from '../src/errors.js';
 
-// devices/ imports src/errors.js directly rather than src/index.js: the simulator uses these
-// modules and must not load the LMDB binding just to raise an error.
+// devices/ imports src/errors.js (a leaf module: the shared error vocabulary) rather than
+// src/index.js: the simulator uses these modules and must not load the LMDB binding.
 
 /**
  * A device profile is not valid: a missing or out-of-range field, an unknown payload format.
@@ -12,7 +12,7 @@ export class ProfileError extends EdgelogError {
   readonly source: string;
   readonly path: string;
   constructor(source: string, path: string, detail: string, options?: { cause?: unknown }) {
-    super('INVALID_ARGUMENT', `invalid device profile ${source}: ${path}: ${detail}`, options);
+    super('INVALID_PROFILE', `invalid device profile ${source}: ${path}: ${detail}`, options);
     this.source = source;
     this.path = path;
   }
@@ -27,7 +27,7 @@ export class PayloadError extends EdgelogError {
   readonly profile: string;
   readonly stream: string;
   constructor(profile: string, stream: string, detail: string) {
-    super('INVALID_ARGUMENT', `payload for profile '${profile}' stream '${stream}' does not decode: ${detail}`);
+    super('INVALID_PAYLOAD', `payload for profile '${profile}' stream '${stream}' does not decode: ${detail}`);
     this.profile = profile;
     this.stream = stream;
   }

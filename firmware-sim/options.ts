@@ -2,17 +2,20 @@ import { pino } from 'pino';
 import type { Logger } from 'pino';
 import { PAYLOAD_FORMATS, loadProfiles } from '../devices/profile.js';
 import type { DeviceProfile, PayloadFormat } from '../devices/profile.js';
-import { EdgelogError } from '../src/errors.js';
 import { DEFAULT_BACKOFF } from './backoff.js';
 import type { BackoffPolicy } from './backoff.js';
 
-/** An option of the simulator is missing, malformed or contradicts another; `option` names it. */
-export class InvalidOptionError extends EdgelogError {
+/**
+ * An option of the simulator is missing, malformed or contradicts another; `option` names it.
+ * firmware-sim depends on devices/ only, never on the gateway's src/ (DESIGN.md, layout).
+ */
+export class InvalidOptionError extends Error {
   override name = 'InvalidOptionError';
+  readonly code = 'INVALID_OPTION';
   readonly option: string;
   readonly detail: string;
   constructor(option: string, detail: string) {
-    super('INVALID_ARGUMENT', `${option}: ${detail}`);
+    super(`${option}: ${detail}`);
     this.option = option;
     this.detail = detail;
   }

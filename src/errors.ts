@@ -16,7 +16,9 @@ export type ErrorCode =
   | 'LOG_IO_ERROR'
   | 'LOG_INCOMPATIBLE'
   | 'LOG_LOCKED'
-  | 'CORRUPT_RECORD';
+  | 'CORRUPT_RECORD'
+  | 'INVALID_PROFILE'
+  | 'INVALID_PAYLOAD';
 
 /** Codes whose condition may clear by itself, so retrying the same call later can succeed. */
 const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['LOG_FULL', 'LOG_OVERLOADED', 'LOG_IO_ERROR']);
