@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util';
 import { pino, type Logger } from 'pino';
 import { EdgelogError } from '../errors.js';
-import { Gateway } from '../gateway.js';
+import { DEFAULT_MQTT_PORT, Gateway } from '../gateway.js';
 
 const USAGE = `Usage: edgelog <command> [options]
 
@@ -14,9 +14,14 @@ Commands:
 
 Options for start:
   --data-dir DIR        Where the commit log lives (default ./data, or EDGELOG_DATA_DIR).
+  --mqtt-port N         MQTT 3.1.1 over TCP (default 1883; 0 picks a free port, logged at start).
+  --allow-anonymous     Accept anonymous clients from the network, not only from loopback.
   -h, --help            Show this help.
 
-MQTT and WebSocket ingest, the consumer protocol, the admin API and the other commands
+Devices publish to devices/{deviceId}/{stream}; each reading goes to log topic {stream},
+keyed by {deviceId}, and a QoS 1 PUBACK is sent only once it is on disk.
+
+WebSocket ingest, credentials, the consumer protocol, the admin API and the other commands
 (topics, produce, consume, groups) are being built; see the README's roadmap.
 `;
 
@@ -33,11 +38,16 @@ function makeLogger(): Logger {
 }
 
 async function start(argv: string[]): Promise<void> {
-  let values: { 'data-dir'?: string; help?: boolean };
+  let values: { 'data-dir'?: string; 'mqtt-port'?: string; 'allow-anonymous'?: boolean; help?: boolean };
   try {
     ({ values } = parseArgs({
       args: argv,
-      options: { 'data-dir': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      options: {
+        'data-dir': { type: 'string' },
+        'mqtt-port': { type: 'string' },
+        'allow-anonymous': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
       strict: true,
       allowPositionals: false,
     }));
@@ -48,8 +58,17 @@ async function start(argv: string[]): Promise<void> {
     process.stdout.write(USAGE);
     return;
   }
+  const mqttPort = values['mqtt-port'] === undefined ? DEFAULT_MQTT_PORT : Number(values['mqtt-port']);
+  if (!Number.isInteger(mqttPort) || mqttPort < 0 || mqttPort > 65535) {
+    throw new UsageError(`--mqtt-port must be a port number from 0 to 65535, got '${values['mqtt-port']}'`);
+  }
   const logger = makeLogger();
-  const gateway = await Gateway.start({ dataDir: values['data-dir'] ?? process.env['EDGELOG_DATA_DIR'] ?? './data', logger });
+  const gateway = await Gateway.start({
+    dataDir: values['data-dir'] ?? process.env['EDGELOG_DATA_DIR'] ?? './data',
+    mqttPort,
+    allowAnonymous: values['allow-anonymous'] ?? false,
+    logger,
+  });
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       logger.info({ signal }, 'shutting down');

@@ -319,6 +319,12 @@ export class CommitLog {
     });
   }
 
+  /** Whether a topic exists. */
+  hasTopic(name: string): boolean {
+    this.checkOpen();
+    return this.topics.has(name);
+  }
+
   /** The names of all topics, sorted. */
   listTopics(): string[] {
     this.checkOpen();

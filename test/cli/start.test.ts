@@ -9,11 +9,11 @@ const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 describe('edgelog start', () => {
   it('opens the log in --data-dir, says so, and exits 0 on SIGTERM with the log closed cleanly', async () => {
     const dir = tempDir();
-    const gw = spawnTs(CLI, ['start', '--data-dir', dir]);
+    const gw = spawnTs(CLI, ['start', '--data-dir', dir, '--mqtt-port', '0']);
     const line = await gw.waitForLine(/edgelog gateway started/);
     expect(JSON.parse(line)).toMatchObject({ dataDir: dir });
     // A second gateway on the same folder is refused with a clear message.
-    const second = spawnTs(CLI, ['start', '--data-dir', dir]);
+    const second = spawnTs(CLI, ['start', '--data-dir', dir, '--mqtt-port', '0']);
     expect(await second.exited).toBe(1);
     expect(second.output()).toMatch(new RegExp(`data folder ${dir} is in use by process ${gw.child.pid}.*\\(LOG_LOCKED\\)`));
     gw.child.kill('SIGTERM');

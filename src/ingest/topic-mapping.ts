@@ -1,0 +1,39 @@
+import { validateTopicName } from '../log/topic-config.js';
+
+/** Where one MQTT publish goes in the log. */
+export interface MappedTopic {
+  /** The log topic. */
+  topic: string;
+  /** The record key: the device id, so one device's readings stay in order in one partition. */
+  key: string;
+  deviceId: string;
+  stream: string;
+}
+
+const DEVICE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * The default rule (DESIGN.md, "Defaults"): `devices/{deviceId}/{stream}` → log topic `{stream}`
+ * keyed by `{deviceId}`. Returns a reason string instead when the MQTT topic does not fit it.
+ */
+export function mapDefaultTopic(mqttTopic: string): MappedTopic | string {
+  const parts = mqttTopic.split('/');
+  if (parts.length !== 3 || parts[0] !== 'devices') {
+    return `topic '${clip(mqttTopic)}' does not match devices/{deviceId}/{stream}`;
+  }
+  const [, deviceId, stream] = parts as [string, string, string];
+  if (!DEVICE_ID.test(deviceId)) {
+    return `device id '${clip(deviceId)}' in topic must be 1 to 128 of A-Z a-z 0-9 . _ : -`;
+  }
+  try {
+    validateTopicName(stream);
+  } catch {
+    return `stream '${clip(stream)}' in topic must be 1 to 249 of a-z A-Z 0-9 . _ - (it names the log topic)`;
+  }
+  if (stream.startsWith('_')) return `stream '${stream}' may not start with '_': such topics are the gateway's own`;
+  return { topic: stream, key: deviceId, deviceId, stream };
+}
+
+function clip(s: string): string {
+  return s.length > 80 ? `${s.slice(0, 80)}…` : s;
+}
