@@ -17,6 +17,7 @@ export type ErrorCode =
   | 'LOG_INCOMPATIBLE'
   | 'LOG_LOCKED'
   | 'CORRUPT_RECORD'
+  | 'LISTEN_FAILED'
   | 'INVALID_PROFILE'
   | 'INVALID_PAYLOAD';
 

@@ -41,8 +41,15 @@ export class MqttIngest {
       },
     });
     const server = createServer(broker.handle);
-    server.listen(opts.port, opts.host);
-    await once(server, 'listening');
+    try {
+      server.listen(opts.port, opts.host);
+      await once(server, 'listening');
+    } catch (error) {
+      await new Promise<void>((resolve) => broker.close(() => resolve()));
+      const code = (error as NodeJS.ErrnoException).code;
+      const why = code === 'EADDRINUSE' ? 'the port is in use by another program' : code === 'EACCES' ? 'permission denied (ports below 1024 need privileges)' : String(error);
+      throw new EdgelogError('LISTEN_FAILED', `cannot listen for MQTT on ${opts.host}:${opts.port}: ${why}; choose another with --mqtt-port (0 picks a free port)`, { cause: error });
+    }
     ingest = new MqttIngest(opts, broker, server, logger);
     logger.info({ host: opts.host, port: ingest.port }, 'MQTT listening');
     return ingest;

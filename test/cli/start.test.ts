@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { CommitLog } from '../../src/index.js';
 import { spawnTs } from '../helpers/process.js';
 import { tempDir } from '../helpers/temp-dir.js';
@@ -21,6 +21,18 @@ describe('edgelog start', () => {
     expect(gw.output()).toMatch(/edgelog gateway stopped/);
     const log = await CommitLog.open({ dir, retentionSchedule: null });
     await log.close();
+  });
+
+  it('says which port is taken when it cannot listen, and exits 1', async () => {
+    const { createServer } = await import('node:net');
+    const taken = createServer().listen(0, '127.0.0.1');
+    await new Promise((resolve) => taken.once('listening', resolve));
+    onTestFinished(() => void taken.close());
+    const port = (taken.address() as { port: number }).port;
+    const run = spawnTs(CLI, ['start', '--data-dir', tempDir(), '--mqtt-port', String(port)]);
+    expect(await run.exited).toBe(1);
+    expect(run.output()).toMatch(new RegExp(`edgelog: cannot listen for MQTT on 127.0.0.1:${port}: the port is in use by another program; choose another with --mqtt-port .*\\(LISTEN_FAILED\\)`));
+    expect(run.output()).not.toMatch(/\n\s+at /);
   });
 
   it('refuses unknown options and commands with usage and exit code 2, without a stack trace', async () => {
