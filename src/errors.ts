@@ -18,6 +18,7 @@ export type ErrorCode =
   | 'LOG_LOCKED'
   | 'CORRUPT_RECORD'
   | 'LISTEN_FAILED'
+  | 'INVALID_CONFIG'
   | 'INVALID_PROFILE'
   | 'INVALID_PAYLOAD';
 

@@ -1,25 +1,8 @@
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { MqttIngest } from './ingest/mqtt-ingest.js';
-import { CommitLog, type CommitLogOptions } from './log/commit-log.js';
-
-/** MQTT's registered port (IANA); the design's default. */
-export const DEFAULT_MQTT_PORT = 1883;
-
-/** What the gateway needs to start; the CLI builds it from flags and defaults. */
-export interface GatewayOptions {
-  /** The data folder (default ./data). */
-  dataDir: string;
-  log?: Omit<CommitLogOptions, 'dir' | 'logger'>;
-  /** MQTT TCP port; 0 picks a free one. */
-  mqttPort: number;
-  /**
-   * Like Mosquitto 2: with no credentials configured, anonymous clients are accepted from loopback
-   * only (the listeners bind 127.0.0.1); true opens the listeners to the network.
-   */
-  allowAnonymous: boolean;
-  logger: Logger;
-}
+import type { GatewayConfig } from './config.js';
+import { CommitLog } from './log/commit-log.js';
 
 /**
  * The composition root: builds and wires the parts, starts and stops them. Today it owns the
@@ -34,22 +17,25 @@ export class Gateway {
     private readonly logger: Logger,
   ) {}
 
-  static async start(options: GatewayOptions): Promise<Gateway> {
-    const dir = resolve(options.dataDir);
-    const log = await CommitLog.open({ ...options.log, dir, logger: options.logger });
-    const host = options.allowAnonymous ? '0.0.0.0' : '127.0.0.1';
-    if (!options.allowAnonymous) {
-      options.logger.warn({ host }, 'no credentials are configured: accepting anonymous clients from loopback only (--allow-anonymous opens the listeners to the network)');
+  /** Starts the gateway from a validated config (see loadConfig). */
+  static async start(config: Readonly<GatewayConfig>, logger: Logger): Promise<Gateway> {
+    const dir = resolve(config.dataDir);
+    const log = await CommitLog.open({ ...config.log, dir, logger });
+    // Like Mosquitto 2: with no credentials configured, anonymous clients are accepted from
+    // loopback only; allowAnonymous opens the listeners to the network.
+    const host = config.allowAnonymous ? '0.0.0.0' : '127.0.0.1';
+    if (!config.allowAnonymous) {
+      logger.warn({ host }, 'no credentials are configured: accepting anonymous clients from loopback only (--allow-anonymous opens the listeners to the network)');
     }
     let mqtt: MqttIngest;
     try {
-      mqtt = await MqttIngest.start({ log, logger: options.logger, port: options.mqttPort, host });
+      mqtt = await MqttIngest.start({ log, logger, port: config.mqtt.port, host });
     } catch (error) {
       await log.close();
       throw error;
     }
-    options.logger.info({ dataDir: dir, topics: log.listTopics().length, mqttPort: mqtt.port }, 'edgelog gateway started');
-    return new Gateway(log, mqtt, options.logger);
+    logger.info({ dataDir: dir, topics: log.listTopics().length, mqttPort: mqtt.port }, 'edgelog gateway started');
+    return new Gateway(log, mqtt, logger);
   }
 
   /** Stops the listeners, waits for in-flight appends, then closes the log. Idempotent. */

@@ -5,17 +5,22 @@
 import { parseArgs } from 'node:util';
 import { pino, type Logger } from 'pino';
 import { EdgelogError } from '../errors.js';
-import { DEFAULT_MQTT_PORT, Gateway } from '../gateway.js';
+import { loadConfig } from '../config.js';
+import { Gateway } from '../gateway.js';
 
 const USAGE = `Usage: edgelog <command> [options]
 
 Commands:
   start                 Run the gateway in the foreground until SIGTERM or SIGINT.
 
-Options for start:
-  --data-dir DIR        Where the commit log lives (default ./data, or EDGELOG_DATA_DIR).
-  --mqtt-port N         MQTT 3.1.1 over TCP (default 1883; 0 picks a free port, logged at start).
-  --allow-anonymous     Accept anonymous clients from the network, not only from loopback.
+Options for start (each overrides the config file and the EDGELOG_* environment):
+  --config FILE         A YAML config file; config/edgelog.yaml lists every key with its default.
+                        Without one, the embedded defaults apply.
+  --data-dir DIR        Where the commit log lives (default ./data; EDGELOG_DATA_DIR).
+  --mqtt-port N         MQTT 3.1.1 over TCP (default 1883; 0 picks a free port, logged at start;
+                        EDGELOG_MQTT_PORT).
+  --allow-anonymous     Accept anonymous clients from the network, not only from loopback
+                        (EDGELOG_ALLOW_ANONYMOUS=true).
   -h, --help            Show this help.
 
 Devices publish to devices/{deviceId}/{stream}; each reading goes to log topic {stream},
@@ -38,11 +43,12 @@ function makeLogger(): Logger {
 }
 
 async function start(argv: string[]): Promise<void> {
-  let values: { 'data-dir'?: string; 'mqtt-port'?: string; 'allow-anonymous'?: boolean; help?: boolean };
+  let values: { config?: string; 'data-dir'?: string; 'mqtt-port'?: string; 'allow-anonymous'?: boolean; help?: boolean };
   try {
     ({ values } = parseArgs({
       args: argv,
       options: {
+        config: { type: 'string' },
         'data-dir': { type: 'string' },
         'mqtt-port': { type: 'string' },
         'allow-anonymous': { type: 'boolean' },
@@ -58,17 +64,13 @@ async function start(argv: string[]): Promise<void> {
     process.stdout.write(USAGE);
     return;
   }
-  const mqttPort = values['mqtt-port'] === undefined ? DEFAULT_MQTT_PORT : Number(values['mqtt-port']);
-  if (!Number.isInteger(mqttPort) || mqttPort < 0 || mqttPort > 65535) {
-    throw new UsageError(`--mqtt-port must be a port number from 0 to 65535, got '${values['mqtt-port']}'`);
-  }
-  const logger = makeLogger();
-  const gateway = await Gateway.start({
-    dataDir: values['data-dir'] ?? process.env['EDGELOG_DATA_DIR'] ?? './data',
-    mqttPort,
-    allowAnonymous: values['allow-anonymous'] ?? false,
-    logger,
+  const config = loadConfig({
+    ...(values.config === undefined ? {} : { file: values.config }),
+    env: process.env,
+    flags: { dataDir: values['data-dir'], 'mqtt.port': values['mqtt-port'], allowAnonymous: values['allow-anonymous'] },
   });
+  const logger = makeLogger();
+  const gateway = await Gateway.start(config, logger);
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       logger.info({ signal }, 'shutting down');

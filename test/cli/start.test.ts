@@ -45,3 +45,27 @@ describe('edgelog start', () => {
     }
   });
 });
+
+describe('edgelog start --config', () => {
+  it('stops start-up on a bad config with one line naming the key, and exit 1', async () => {
+    const { writeFileSync } = await import('node:fs');
+    const file = `${tempDir()}/bad.yaml`;
+    writeFileSync(file, 'mqtt:\n  port: -5\n');
+    const run = spawnTs(CLI, ['start', '--config', file]);
+    expect(await run.exited).toBe(1);
+    expect(run.output()).toMatch(/^edgelog: config key 'mqtt\.port' must be an integer from 0 to 65535, got -5 \(INVALID_CONFIG\)\n$/);
+  });
+
+  it('runs from a config file, flags overriding it', async () => {
+    const { writeFileSync } = await import('node:fs');
+    const dir = tempDir();
+    const file = `${dir}/edgelog.yaml`;
+    writeFileSync(file, `dataDir: ${dir}/from-file\nmqtt:\n  port: 1\n`);
+    const gw = spawnTs(CLI, ['start', '--config', file, '--mqtt-port', '0']);
+    const started = JSON.parse(await gw.waitForLine(/edgelog gateway started/)) as { dataDir: string; mqttPort: number };
+    expect(started.dataDir).toBe(`${dir}/from-file`);
+    expect(started.mqttPort).toBeGreaterThan(1);
+    gw.child.kill('SIGTERM');
+    expect(await gw.exited).toBe(0);
+  });
+});

@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
 import { pino } from 'pino';
 import { describe, expect, it, onTestFinished } from 'vitest';
+import { loadConfig } from '../../src/config.js';
 import { Gateway } from '../../src/gateway.js';
 import { CommitLog } from '../../src/index.js';
 import { spawnTs } from '../helpers/process.js';
@@ -10,7 +11,8 @@ import { tempDir } from '../helpers/temp-dir.js';
 const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 
 async function startGateway(): Promise<Gateway> {
-  const gateway = await Gateway.start({ dataDir: tempDir(), mqttPort: 0, allowAnonymous: false, logger: pino({ level: 'silent' }) });
+  const config = loadConfig({ flags: { dataDir: tempDir(), 'mqtt.port': '0' } });
+  const gateway = await Gateway.start(config, pino({ level: 'silent' }));
   onTestFinished(() => gateway.close());
   return gateway;
 }

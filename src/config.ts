@@ -1,0 +1,185 @@
+import { readFileSync } from 'node:fs';
+import { validate as validateCron } from 'node-cron';
+import { parse as parseYaml } from 'yaml';
+import { EdgelogError } from './errors.js';
+import {
+  DEFAULT_MIN_FREE_DISK_BYTES,
+  DEFAULT_RETENTION_SCHEDULE,
+} from './log/commit-log.js';
+import { DEFAULT_TOPIC_CONFIG, MAX_MESSAGE_BYTES_LIMIT, MAX_PARTITIONS, type TopicConfig } from './log/topic-config.js';
+
+/**
+ * The gateway's configuration, read and validated in one place (STYLE.md §6) and then passed down
+ * frozen. Precedence, lowest first: embedded defaults, the config file, EDGELOG_* environment
+ * variables, command-line flags. config/edgelog.yaml ships the defaults spelled out.
+ */
+export interface GatewayConfig {
+  /** Where the commit log lives. */
+  dataDir: string;
+  /** Accept anonymous clients from the network too (like Mosquitto 2's allow_anonymous); otherwise loopback only. */
+  allowAnonymous: boolean;
+  mqtt: {
+    /** MQTT 3.1.1 over TCP; 0 picks a free port. */
+    port: number;
+  };
+  log: {
+    /** Capacity of the log in stored bytes; -1 lets the disk be the limit. */
+    maxLogBytes: number;
+    /** Free disk space kept in reserve: appends stop (LogFullError) below it. */
+    minFreeDiskBytes: number;
+    /** When retention runs (node-cron expression). */
+    retentionSchedule: string;
+    /** Settings of topics created on first use. */
+    topicDefaults: TopicConfig;
+  };
+}
+
+export const DEFAULT_CONFIG: Readonly<GatewayConfig> = deepFreeze({
+  dataDir: './data',
+  allowAnonymous: false,
+  mqtt: { port: 1883 },
+  log: {
+    maxLogBytes: -1,
+    minFreeDiskBytes: DEFAULT_MIN_FREE_DISK_BYTES,
+    retentionSchedule: DEFAULT_RETENTION_SCHEDULE,
+    topicDefaults: { ...DEFAULT_TOPIC_CONFIG },
+  },
+});
+
+/** Environment variables that override config keys. */
+export const ENV_KEYS: Readonly<Record<string, string>> = {
+  EDGELOG_DATA_DIR: 'dataDir',
+  EDGELOG_ALLOW_ANONYMOUS: 'allowAnonymous',
+  EDGELOG_MQTT_PORT: 'mqtt.port',
+};
+
+export interface ConfigSources {
+  /** A YAML (or JSON) config file. */
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Values from command-line flags, by config key path (`mqtt.port`). */
+  flags?: Record<string, string | boolean | undefined>;
+}
+
+/** Builds the gateway's configuration; throws INVALID_CONFIG naming the key, the source and what is allowed. */
+export function loadConfig(sources: ConfigSources = {}): Readonly<GatewayConfig> {
+  const config = structuredClone(DEFAULT_CONFIG) as GatewayConfig;
+  if (sources.file !== undefined) {
+    const fromFile = readConfigFile(sources.file);
+    mergeInto(config as unknown as Tree, fromFile, '', `config file ${sources.file}`);
+  }
+  for (const [name, path] of Object.entries(ENV_KEYS)) {
+    const value = sources.env?.[name];
+    if (value !== undefined && value !== '') setPath(config as unknown as Tree, path, coerce(config, path, value, `environment variable ${name}`), `environment variable ${name}`);
+  }
+  for (const [path, value] of Object.entries(sources.flags ?? {})) {
+    if (value !== undefined) setPath(config as unknown as Tree, path, coerce(config, path, value, `flag --${flagName(path)}`), `flag --${flagName(path)}`);
+  }
+  validate(config);
+  return deepFreeze(config);
+}
+
+type Tree = Record<string, unknown>;
+
+function readConfigFile(file: string): Tree {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new EdgelogError('INVALID_CONFIG', `cannot read config file ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(text);
+  } catch (error) {
+    throw new EdgelogError('INVALID_CONFIG', `config file ${file} is not valid YAML: ${(error as Error).message.split('\n')[0]}`);
+  }
+  if (parsed === null || parsed === undefined) return {};
+  if (typeof parsed !== 'object' || Array.isArray(parsed)) throw new EdgelogError('INVALID_CONFIG', `config file ${file} must hold a mapping of keys, got ${Array.isArray(parsed) ? 'a list' : typeof parsed}`);
+  return parsed as Tree;
+}
+
+/** Copies `from` onto `into`, refusing keys the defaults do not have and values of another type. */
+function mergeInto(into: Tree, from: Tree, prefix: string, source: string): void {
+  for (const [key, value] of Object.entries(from)) {
+    const path = prefix ? `${prefix}.${key}` : key;
+    if (!(key in into)) {
+      throw new EdgelogError('INVALID_CONFIG', `unknown config key '${path}' in ${source}: allowed here are ${Object.keys(into).map((k) => (prefix ? `${prefix}.${k}` : k)).join(', ')}`);
+    }
+    const current = into[key];
+    if (isTree(current)) {
+      if (!isTree(value)) throw new EdgelogError('INVALID_CONFIG', `config key '${path}' in ${source} must be a mapping with keys ${Object.keys(current).join(', ')}`);
+      mergeInto(current, value, path, source);
+    } else {
+      if (typeof value !== typeof current) throw new EdgelogError('INVALID_CONFIG', `config key '${path}' in ${source} must be a ${typeof current}, got ${describeValue(value)}`);
+      into[key] = value;
+    }
+  }
+}
+
+function setPath(config: Tree, path: string, value: unknown, source: string): void {
+  const keys = path.split('.');
+  let node = config;
+  for (const k of keys.slice(0, -1)) node = node[k] as Tree;
+  const last = keys[keys.length - 1]!;
+  if (!(last in node)) throw new EdgelogError('INVALID_CONFIG', `${source} sets unknown config key '${path}'`);
+  node[last] = value;
+}
+
+/** Turns a string from the environment or a flag into the type the key has. */
+function coerce(config: GatewayConfig, path: string, value: string | boolean, source: string): unknown {
+  const current = path.split('.').reduce<unknown>((node, k) => (node as Tree)[k], config);
+  if (typeof current === 'number') {
+    const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : Number.NaN;
+    if (!Number.isFinite(n)) throw new EdgelogError('INVALID_CONFIG', `${source} must be a number for '${path}', got ${describeValue(value)}`);
+    return n;
+  }
+  if (typeof current === 'boolean') {
+    if (typeof value === 'boolean') return value;
+    if (/^(true|1|yes)$/i.test(value)) return true;
+    if (/^(false|0|no)$/i.test(value)) return false;
+    throw new EdgelogError('INVALID_CONFIG', `${source} must be true or false for '${path}', got ${describeValue(value)}`);
+  }
+  return value;
+}
+
+function validate(c: GatewayConfig): void {
+  const int = (path: string, v: number, min: number, max: number) => {
+    if (!Number.isInteger(v) || v < min || v > max) throw new EdgelogError('INVALID_CONFIG', `config key '${path}' must be an integer from ${min} to ${max}, got ${v}`);
+  };
+  if (c.dataDir.trim() === '') throw new EdgelogError('INVALID_CONFIG', `config key 'dataDir' must name a folder, got an empty string`);
+  int('mqtt.port', c.mqtt.port, 0, 65535);
+  int('log.maxLogBytes', c.log.maxLogBytes, -1, Number.MAX_SAFE_INTEGER);
+  int('log.minFreeDiskBytes', c.log.minFreeDiskBytes, 0, Number.MAX_SAFE_INTEGER);
+  if (!validateCron(c.log.retentionSchedule)) {
+    throw new EdgelogError('INVALID_CONFIG', `config key 'log.retentionSchedule' must be a cron expression (seconds field allowed, e.g. '*/30 * * * * *'), got ${describeValue(c.log.retentionSchedule)}`);
+  }
+  const t = c.log.topicDefaults;
+  int('log.topicDefaults.partitions', t.partitions, 1, MAX_PARTITIONS);
+  int('log.topicDefaults.retentionMs', t.retentionMs, -1, Number.MAX_SAFE_INTEGER);
+  int('log.topicDefaults.retentionBytes', t.retentionBytes, -1, Number.MAX_SAFE_INTEGER);
+  int('log.topicDefaults.maxMessageBytes', t.maxMessageBytes, 64, MAX_MESSAGE_BYTES_LIMIT);
+}
+
+function flagName(path: string): string {
+  return { dataDir: 'data-dir', allowAnonymous: 'allow-anonymous', 'mqtt.port': 'mqtt-port' }[path] ?? path;
+}
+
+function isTree(v: unknown): v is Tree {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function describeValue(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (Array.isArray(v)) return 'a list';
+  if (v === null) return 'null';
+  return typeof v === 'object' ? 'a mapping' : String(v);
+}
+
+function deepFreeze<T>(o: T): T {
+  if (typeof o === 'object' && o !== null) {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}

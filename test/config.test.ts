@@ -1,0 +1,58 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_CONFIG, loadConfig } from '../src/config.js';
+import { EdgelogError } from '../src/errors.js';
+import { tempDir } from './helpers/temp-dir.js';
+
+const SHIPPED = fileURLToPath(new URL('../config/edgelog.yaml', import.meta.url));
+
+function configFile(text: string): string {
+  const file = join(tempDir(), 'edgelog.yaml');
+  writeFileSync(file, text);
+  return file;
+}
+
+function refusal(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).toBeInstanceOf(EdgelogError);
+    expect((error as EdgelogError).code).toBe('INVALID_CONFIG');
+    return (error as Error).message;
+  }
+  throw new Error('expected INVALID_CONFIG');
+}
+
+describe('config', () => {
+  it('the shipped config/edgelog.yaml is valid and spells out exactly the embedded defaults', () => {
+    expect(loadConfig({ file: SHIPPED })).toEqual(DEFAULT_CONFIG);
+    expect(loadConfig()).toEqual(DEFAULT_CONFIG);
+  });
+
+  it('applies file, then environment, then flags', () => {
+    const file = configFile('mqtt:\n  port: 2000\ndataDir: /from/file\nlog:\n  topicDefaults:\n    partitions: 4\n');
+    const fromFile = loadConfig({ file });
+    expect(fromFile).toMatchObject({ dataDir: '/from/file', mqtt: { port: 2000 }, log: { topicDefaults: { partitions: 4, retentionMs: 604800000 } } });
+    const fromEnv = loadConfig({ file, env: { EDGELOG_MQTT_PORT: '3000', EDGELOG_ALLOW_ANONYMOUS: 'true' } });
+    expect(fromEnv).toMatchObject({ dataDir: '/from/file', allowAnonymous: true, mqtt: { port: 3000 } });
+    const fromFlags = loadConfig({ file, env: { EDGELOG_MQTT_PORT: '3000' }, flags: { 'mqtt.port': '0', dataDir: '/from/flag' } });
+    expect(fromFlags).toMatchObject({ dataDir: '/from/flag', mqtt: { port: 0 } });
+    expect(Object.isFrozen(fromFlags.log.topicDefaults)).toBe(true);
+  });
+
+  it('refuses mistakes naming the key, the source and what is allowed', () => {
+    expect(refusal(() => loadConfig({ file: configFile('mqtt:\n  prot: 1884\n') }))).toMatch(/unknown config key 'mqtt\.prot' in config file .*: allowed here are mqtt\.port/);
+    expect(refusal(() => loadConfig({ file: configFile('mqtt:\n  port: "1884"\n') }))).toMatch(/config key 'mqtt\.port' in config file .* must be a number, got "1884"/);
+    expect(refusal(() => loadConfig({ file: configFile('mqtt:\n  port: 70000\n') }))).toMatch(/'mqtt\.port' must be an integer from 0 to 65535, got 70000/);
+    expect(refusal(() => loadConfig({ file: configFile('log:\n  topicDefaults:\n    partitions: 0\n') }))).toMatch(/'log\.topicDefaults\.partitions' must be an integer from 1 to 4096, got 0/);
+    expect(refusal(() => loadConfig({ file: configFile("log:\n  retentionSchedule: 'hourly'\n") }))).toMatch(/'log\.retentionSchedule' must be a cron expression/);
+    expect(refusal(() => loadConfig({ file: configFile('mqtt: [1, 2]\n') }))).toMatch(/'mqtt' in config file .* must be a mapping with keys port/);
+    expect(refusal(() => loadConfig({ file: configFile('mqtt:\n  port: 1\n bad indentation') }))).toMatch(/is not valid YAML/);
+    expect(refusal(() => loadConfig({ file: '/no/such/edgelog.yaml' }))).toMatch(/cannot read config file \/no\/such\/edgelog\.yaml: ENOENT/);
+    expect(refusal(() => loadConfig({ env: { EDGELOG_MQTT_PORT: 'eighteen' } }))).toMatch(/environment variable EDGELOG_MQTT_PORT must be a number for 'mqtt\.port', got "eighteen"/);
+    expect(refusal(() => loadConfig({ env: { EDGELOG_ALLOW_ANONYMOUS: 'sure' } }))).toMatch(/must be true or false/);
+    expect(refusal(() => loadConfig({ flags: { 'mqtt.port': 'x' } }))).toMatch(/flag --mqtt-port must be a number/);
+  });
+});
