@@ -150,6 +150,7 @@ export class CommitLog {
   private closing: Promise<void> | null = null;
   private cron: ScheduledTask | null = null;
   private lastFullLogAt = 0;
+  private appendCommits = 0;
 
   private constructor(
     private readonly storage: Storage,
@@ -470,6 +471,7 @@ export class CommitLog {
       return;
     }
     for (const [topic, states] of working) topic.partitions = states;
+    this.appendCommits++;
     this.storedBytes += batchBytes;
     this.disk.consumed(batchBytes);
     accepted.forEach((req, i) => req.resolve(results[i]!));
@@ -645,6 +647,11 @@ export class CommitLog {
   }
 
   // ---------------------------------------------------------------- lifecycle
+
+  /** Append transactions committed since open: appends per commit is what group commit buys. */
+  get commitCount(): number {
+    return this.appendCommits;
+  }
 
   /** Bytes of stored records across all topics. */
   get bytesStored(): number {

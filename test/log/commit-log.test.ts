@@ -160,9 +160,10 @@ describe('append and read', () => {
     const log = await openTestLog();
     await log.createTopic('t');
     // 500 concurrent appends; each transaction's fsync is what makes a durable ack cost, so they
-    // must not be 500 transactions. The commit count is not exposed, but the offsets are: a
-    // transaction assigns consecutive offsets to the appends in the order they were called.
+    // must share one transaction, and get consecutive offsets in the order they were called.
+    const before = log.commitCount;
     const results = await Promise.all(Array.from({ length: 500 }, (_, i) => log.append('t', [{ value: bytes(String(i)) }])));
+    expect(log.commitCount - before).toBe(1);
     expect(results.map(([r]) => r!.offset)).toEqual(Array.from({ length: 500 }, (_, i) => i));
   });
 
