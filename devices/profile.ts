@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DEFAULT_SUBSCRIBE, allowedFilterError } from './acl.js';
 import { ProfileError } from './errors.js';
 
 /** Payload formats a profile may name; `edgebin` is defined in devices/README.md. */
@@ -91,6 +92,11 @@ export interface DeviceProfile {
   readonly streams: readonly StreamSpec[];
   /** Stream indexes in the order a device cycles through them, expanded from the shares. */
   readonly schedule: readonly number[];
+  /**
+   * MQTT topic filters a device of this profile may subscribe to, `{deviceId}` standing for its own
+   * id (devices/acl.ts); {@link DEFAULT_SUBSCRIBE} when the file has none.
+   */
+  readonly subscribe: readonly string[];
 }
 
 // Names become MQTT topic levels and JSON keys: no '/', '+', '#' or spaces (MQTT-4.7.1).
@@ -101,6 +107,8 @@ const MAX_STREAMS = 255;
 const MAX_FIELDS_PER_STREAM = 32;
 const MAX_SHARE = 100;
 const MAX_DECIMALS = 6;
+/** Bounds the work of each SUBSCRIBE check: a device needs a handful of command and config topics. */
+const MAX_SUBSCRIBE_FILTERS = 32;
 
 type Json = Record<string, unknown>;
 
@@ -245,7 +253,21 @@ export function parseProfile(document: unknown, source = 'inline'): DeviceProfil
     names.add(s.name);
   }
   const schedule = interleave(parsed);
-  return deepFreeze({ name, description, payloadFormat, streams: parsed, schedule });
+  const subscribe = parseSubscribe(r, obj['subscribe']);
+  return deepFreeze({ name, description, payloadFormat, streams: parsed, schedule, subscribe });
+}
+
+function parseSubscribe(r: Reader, value: unknown): string[] {
+  if (value === undefined) return [...DEFAULT_SUBSCRIBE];
+  if (!Array.isArray(value) || value.length > MAX_SUBSCRIBE_FILTERS) {
+    r.fail('$.subscribe', `must be an array of 0 to ${MAX_SUBSCRIBE_FILTERS} MQTT topic filters (like "devices/{deviceId}/commands/#")`);
+  }
+  return value.map((filter, i) => {
+    if (typeof filter !== 'string') r.fail(`$.subscribe[${i}]`, 'must be a string');
+    const error = allowedFilterError(filter);
+    if (error !== undefined) r.fail(`$.subscribe[${i}]`, `'${filter}' is not a valid topic filter: ${error}`);
+    return filter;
+  });
 }
 
 /** Spreads each stream's share evenly over one cycle (shares 3 and 1 give a a b a, not a a a b). */

@@ -57,3 +57,30 @@ describe('device profiles', () => {
     expect(() => loadProfile(join(dir, 'missing.json'))).toThrow('cannot be read (ENOENT)');
   });
 });
+
+describe('device profiles: subscribe', () => {
+  it('defaults to the device\'s own commands and freezes the list', () => {
+    const p = parseProfile(minimal());
+    expect(p.subscribe).toEqual(['devices/{deviceId}/commands/#']);
+    expect(Object.isFrozen(p.subscribe)).toBe(true);
+  });
+
+  it('keeps an explicit list, including an empty one', () => {
+    expect(parseProfile({ ...minimal(), subscribe: ['devices/{deviceId}/config', 'fleet/+'] }).subscribe).toEqual(['devices/{deviceId}/config', 'fleet/+']);
+    expect(parseProfile({ ...minimal(), subscribe: [] }).subscribe).toEqual([]);
+  });
+
+  it.each([
+    ['not a list', 'devices/#', '$.subscribe: must be an array of 0 to 32 MQTT topic filters'],
+    ['too many', Array.from({ length: 33 }, (_, i) => `t/${i}`), '$.subscribe: must be an array of 0 to 32'],
+    ['a number', [7], '$.subscribe[0]: must be a string'],
+    ['# not last', ['a/#/b'], "$.subscribe[0]: 'a/#/b' is not a valid topic filter: '#' must be the last level"],
+    ['+ in a level', ['devices/{deviceId}/cmd+'], "$.subscribe[0]: 'devices/{deviceId}/cmd+' is not a valid topic filter: '+' must be alone"],
+    ['an empty filter', ['ok/#', ''], '$.subscribe[1]: \'\' is not a valid topic filter: must not be empty'],
+    ['a partial placeholder', ['devices/id-{deviceId}/#'], 'the only placeholder is {deviceId}, as a whole level'],
+    ['a misspelt placeholder', ['devices/{device_id}/#'], "level 2 '{device_id}' has a brace"],
+  ])('refuses %s, naming the JSON path', (_what, subscribe, message) => {
+    expect(() => parseProfile({ ...minimal(), subscribe }, 'test.json')).toThrow(ProfileError);
+    expect(() => parseProfile({ ...minimal(), subscribe }, 'test.json')).toThrow(message);
+  });
+});
