@@ -7,11 +7,13 @@ import { pino, type Logger } from 'pino';
 import { EdgelogError } from '../errors.js';
 import { loadConfig } from '../config.js';
 import { Gateway } from '../gateway.js';
+import { UsageError } from './usage-error.js';
 
 const USAGE = `Usage: edgelog <command> [options]
 
 Commands:
   start                 Run the gateway in the foreground until SIGTERM or SIGINT.
+  devices               Manage the device registry: add, list, hash (edgelog devices --help).
 
 Options for start (each overrides the config file and the EDGELOG_* environment):
   --config FILE         A YAML config file; config/edgelog.yaml lists every key with its default.
@@ -29,8 +31,6 @@ keyed by {deviceId}, and a QoS 1 PUBACK is sent only once it is on disk.
 WebSocket ingest, credentials, the consumer protocol, the admin API and the other commands
 (topics, produce, consume, groups) are being built; see the README's roadmap.
 `;
-
-class UsageError extends Error {}
 
 function fail(message: string, code = 2): never {
   process.stderr.write(`edgelog: ${message}\n`);
@@ -88,7 +88,9 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   if (command === 'start') return start(rest);
-  throw new UsageError(`unknown command '${command}': the commands are start (more are coming)\n\n${USAGE}`);
+  // Loaded on demand: `start` does not need it.
+  if (command === 'devices') return (await import('./devices.js')).devices(rest);
+  throw new UsageError(`unknown command '${command}': the commands are start and devices (more are coming)\n\n${USAGE}`);
 }
 
 main(process.argv.slice(2)).then(
