@@ -22,6 +22,37 @@ export interface GatewayConfig {
     /** MQTT 3.1.1 over TCP; 0 picks a free port. */
     port: number;
   };
+  http: {
+    /** The one HTTP port: MQTT over WebSocket at /mqtt, WebSocket ingest at /ingest; 0 picks a free port. */
+    port: number;
+  };
+  /** MQTT over TLS and HTTPS/WSS, on when certFile and keyFile are set. */
+  tls: {
+    /** PEM server certificate (chain); '' turns TLS off. */
+    certFile: string;
+    /** PEM private key of certFile. */
+    keyFile: string;
+    /** PEM CA bundle: clients presenting a certificate it signed authenticate as the device named by the certificate's CN. '' accepts no client certificates. */
+    caFile: string;
+    /** MQTT over TLS; 0 picks a free port. */
+    mqttPort: number;
+    /** HTTPS: /mqtt and /ingest over WSS; 0 picks a free port. */
+    httpsPort: number;
+  };
+  devices: {
+    /** The device registry (YAML, see devices/README.md); with one, clients must authenticate unless allowAnonymous. '' for none. */
+    registryFile: string;
+    /** Folder of device profiles (*.json); '' for the shipped devices/profiles. */
+    profilesDir: string;
+  };
+  ingest: {
+    /** Bytes of readings taken off sockets and not yet committed; past it the gateway stops reading sockets (TCP backpressure). */
+    maxPendingBytes: number;
+    /** Readings per second one connection may send; past it the gateway reads its socket more slowly. 0 for no limit. */
+    maxReadingsPerSecond: number;
+    /** Readings a connection may send at once above its rate before it is slowed. */
+    burstReadings: number;
+  };
   log: {
     /** Capacity of the log in stored bytes; -1 lets the disk be the limit. */
     maxLogBytes: number;
@@ -38,6 +69,16 @@ export const DEFAULT_CONFIG: Readonly<GatewayConfig> = deepFreeze({
   dataDir: './data',
   allowAnonymous: false,
   mqtt: { port: 1883 },
+  http: { port: 8080 },
+  tls: { certFile: '', keyFile: '', caFile: '', mqttPort: 8883, httpsPort: 8443 },
+  devices: { registryFile: '', profilesDir: '' },
+  ingest: {
+    // A quarter of the log's own bound (DEFAULT_MAX_PENDING_BYTES): sockets are paused well
+    // before the log would refuse appends with LOG_OVERLOADED.
+    maxPendingBytes: 16 * 1024 * 1024,
+    maxReadingsPerSecond: 0,
+    burstReadings: 1000,
+  },
   log: {
     maxLogBytes: -1,
     minFreeDiskBytes: DEFAULT_MIN_FREE_DISK_BYTES,
@@ -51,6 +92,8 @@ export const ENV_KEYS: Readonly<Record<string, string>> = {
   EDGELOG_DATA_DIR: 'dataDir',
   EDGELOG_ALLOW_ANONYMOUS: 'allowAnonymous',
   EDGELOG_MQTT_PORT: 'mqtt.port',
+  EDGELOG_HTTP_PORT: 'http.port',
+  EDGELOG_DEVICE_REGISTRY: 'devices.registryFile',
 };
 
 export interface ConfigSources {
@@ -149,6 +192,18 @@ function validate(c: GatewayConfig): void {
   };
   if (c.dataDir.trim() === '') throw new EdgelogError('INVALID_CONFIG', `config key 'dataDir' must name a folder, got an empty string`);
   int('mqtt.port', c.mqtt.port, 0, 65535);
+  int('http.port', c.http.port, 0, 65535);
+  int('tls.mqttPort', c.tls.mqttPort, 0, 65535);
+  int('tls.httpsPort', c.tls.httpsPort, 0, 65535);
+  if ((c.tls.certFile === '') !== (c.tls.keyFile === '')) {
+    throw new EdgelogError('INVALID_CONFIG', `config keys 'tls.certFile' and 'tls.keyFile' go together: set both to turn TLS on, or neither`);
+  }
+  if (c.tls.caFile !== '' && c.tls.certFile === '') {
+    throw new EdgelogError('INVALID_CONFIG', `config key 'tls.caFile' needs 'tls.certFile' and 'tls.keyFile': client certificates are only asked for on the TLS listeners`);
+  }
+  int('ingest.maxPendingBytes', c.ingest.maxPendingBytes, 64 * 1024, Number.MAX_SAFE_INTEGER);
+  int('ingest.maxReadingsPerSecond', c.ingest.maxReadingsPerSecond, 0, 1_000_000);
+  int('ingest.burstReadings', c.ingest.burstReadings, 1, 1_000_000);
   int('log.maxLogBytes', c.log.maxLogBytes, -1, Number.MAX_SAFE_INTEGER);
   int('log.minFreeDiskBytes', c.log.minFreeDiskBytes, 0, Number.MAX_SAFE_INTEGER);
   if (!validateCron(c.log.retentionSchedule)) {
@@ -162,7 +217,7 @@ function validate(c: GatewayConfig): void {
 }
 
 function flagName(path: string): string {
-  return { dataDir: 'data-dir', allowAnonymous: 'allow-anonymous', 'mqtt.port': 'mqtt-port' }[path] ?? path;
+  return { dataDir: 'data-dir', allowAnonymous: 'allow-anonymous', 'mqtt.port': 'mqtt-port', 'http.port': 'http-port' }[path] ?? path;
 }
 
 function isTree(v: unknown): v is Tree {

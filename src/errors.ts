@@ -20,10 +20,14 @@ export type ErrorCode =
   | 'LISTEN_FAILED'
   | 'INVALID_CONFIG'
   | 'INVALID_PROFILE'
-  | 'INVALID_PAYLOAD';
+  | 'INVALID_PAYLOAD'
+  | 'UNMAPPED_TOPIC'
+  | 'AUTH_FAILED'
+  | 'NOT_AUTHORIZED'
+  | 'GATEWAY_CLOSING';
 
 /** Codes whose condition may clear by itself, so retrying the same call later can succeed. */
-const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['LOG_FULL', 'LOG_OVERLOADED', 'LOG_IO_ERROR']);
+const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['LOG_FULL', 'LOG_OVERLOADED', 'LOG_IO_ERROR', 'GATEWAY_CLOSING']);
 
 /** Base of every error edgelog raises on purpose: a stable `code`, a `retryable` flag and an optional `cause`. */
 export class EdgelogError extends Error {

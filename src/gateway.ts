@@ -1,50 +1,166 @@
+import { readFileSync } from 'node:fs';
+import { createServer as createNetServer, type Server } from 'node:net';
 import { resolve } from 'node:path';
+import { createServer as createTlsServer } from 'node:tls';
 import type { Logger } from 'pino';
-import { MqttIngest } from './ingest/mqtt-ingest.js';
+import { createWebSocketStream } from 'ws';
+import { loadProfiles, type DeviceProfile } from '../devices/profile.js';
+import { DeviceRegistry } from '../devices/registry.js';
 import type { GatewayConfig } from './config.js';
-import { CommitLog } from './log/commit-log.js';
+import { EdgelogError } from './errors.js';
+import { Intake } from './ingest/intake.js';
+import { MqttIngest } from './ingest/mqtt-ingest.js';
+import { WsIngest } from './ingest/ws-ingest.js';
+import { CommitLog, DEFAULT_MAX_PENDING_BYTES } from './log/commit-log.js';
+import { HttpServer } from './server/http-server.js';
+import { listen, stopListening } from './server/listen.js';
+
+/** Room for an MQTT packet's fixed header and topic around the largest record, on /mqtt. */
+const MQTT_WS_FRAME_SLACK_BYTES = 64 * 1024;
+
+/** Event-loop turns given to acks of the last appends at shutdown (QoS 2's PUBREC takes the most). */
+const ACK_FLUSH_TURNS = 3;
+
+export interface GatewayPorts {
+  mqtt: number;
+  http: number;
+  /** MQTT over TLS, when certificates are configured. */
+  mqttTls: number | null;
+  /** HTTPS (WSS), when certificates are configured. */
+  https: number | null;
+}
 
 /**
- * The composition root: builds and wires the parts, starts and stops them. Today it owns the
- * commit log; ingest, consumers and bridges join it as their issues land (see DESIGN.md).
+ * The composition root (DESIGN.md "Layout"): reads the validated config, builds the parts, wires
+ * them and starts and stops them in order.
  */
 export class Gateway {
   private closing: Promise<void> | null = null;
 
   private constructor(
     readonly log: CommitLog,
-    readonly mqtt: MqttIngest,
+    readonly intake: Intake,
+    readonly registry: DeviceRegistry,
+    private readonly mqtt: MqttIngest,
+    private readonly mqttServers: Server[],
+    private readonly http: HttpServer,
+    readonly ports: GatewayPorts,
     private readonly logger: Logger,
   ) {}
 
   /** Starts the gateway from a validated config (see loadConfig). */
   static async start(config: Readonly<GatewayConfig>, logger: Logger): Promise<Gateway> {
     const dir = resolve(config.dataDir);
-    const log = await CommitLog.open({ ...config.log, dir, logger });
-    // Like Mosquitto 2: with no credentials configured, anonymous clients are accepted from
-    // loopback only; allowAnonymous opens the listeners to the network.
-    const host = config.allowAnonymous ? '0.0.0.0' : '127.0.0.1';
-    if (!config.allowAnonymous) {
-      logger.warn({ host }, 'no credentials are configured: accepting anonymous clients from loopback only (--allow-anonymous opens the listeners to the network)');
+    const profiles = loadDeviceProfiles(config.devices.profilesDir);
+    const registry = config.devices.registryFile === '' ? DeviceRegistry.empty() : DeviceRegistry.load(resolve(config.devices.registryFile), profiles);
+    const tls = readTls(config);
+    // Like Mosquitto 2: without a registry there are no credentials to check, so the listeners
+    // stay on loopback; allowAnonymous (a bench trial) or a registry opens them to the network.
+    const hasRegistry = config.devices.registryFile !== '';
+    const host = config.allowAnonymous || hasRegistry ? '0.0.0.0' : '127.0.0.1';
+    const allowAnonymous = config.allowAnonymous || !hasRegistry;
+    if (!hasRegistry && !config.allowAnonymous) {
+      logger.warn({ host }, 'no device registry is configured: accepting anonymous clients from loopback only (--allow-anonymous opens the listeners to the network; devices.registryFile requires credentials)');
+    } else if (config.allowAnonymous) {
+      logger.warn({ host }, 'allowAnonymous is on: accepting clients without credentials from the network');
     }
-    let mqtt: MqttIngest;
+
+    const log = await CommitLog.open({
+      ...config.log,
+      dir,
+      logger,
+      // The ingest byte budget pauses sockets long before the log would refuse with LOG_OVERLOADED.
+      maxPendingBytes: Math.max(DEFAULT_MAX_PENDING_BYTES, 4 * config.ingest.maxPendingBytes),
+    });
+    const closers: (() => Promise<void>)[] = [() => log.close()];
     try {
-      mqtt = await MqttIngest.start({ log, logger, port: config.mqtt.port, host });
+      const intake = new Intake({ log, devices: registry, logger: logger.child({ component: 'ingest' }), ...config.ingest });
+      const mqtt = await MqttIngest.create({ intake, devices: registry, allowAnonymous, logger });
+      closers.unshift(() => mqtt.close());
+      const mqttServers: Server[] = [createNetServer((socket) => mqtt.handle(socket))];
+      closers.unshift(() => stopListening(mqttServers[0]!));
+      const mqttPort = await listen(mqttServers[0]!, config.mqtt.port, host, 'MQTT', '--mqtt-port');
+      let mqttTlsPort: number | null = null;
+      if (tls) {
+        const server = createTlsServer({ cert: tls.cert, key: tls.key, ...(tls.ca ? { ca: tls.ca, requestCert: true, rejectUnauthorized: false } : {}) }, (socket) => mqtt.handle(socket));
+        mqttServers.push(server);
+        closers.unshift(() => stopListening(server));
+        mqttTlsPort = await listen(server, config.tls.mqttPort, host, 'MQTT over TLS', "config key 'tls.mqttPort'");
+      }
+      const wsIngest = new WsIngest({ intake, devices: registry, allowAnonymous, logger, maxMessageBytes: config.log.topicDefaults.maxMessageBytes });
+      const http = await HttpServer.start({
+        host,
+        port: config.http.port,
+        ...(tls ? { tls: { ...tls, httpsPort: config.tls.httpsPort } } : {}),
+        logger,
+        routes: [
+          {
+            path: '/mqtt',
+            handler: (ws, req) => mqtt.handle(createWebSocketStream(ws), req),
+            maxPayloadBytes: config.log.topicDefaults.maxMessageBytes + MQTT_WS_FRAME_SLACK_BYTES,
+          },
+          { path: '/ingest', handler: (ws, req) => wsIngest.handle(ws, req), maxPayloadBytes: wsIngest.maxFrameBytes },
+        ],
+      });
+      const ports: GatewayPorts = { mqtt: mqttPort, mqttTls: mqttTlsPort, http: http.ports.http, https: http.ports.https };
+      logger.info({ dataDir: dir, topics: log.listTopics().length, devices: registry.size, host, ...portFields(ports) }, 'edgelog gateway started');
+      return new Gateway(log, intake, registry, mqtt, mqttServers, http, ports, logger);
     } catch (error) {
-      await log.close();
+      for (const close of closers) await close();
       throw error;
     }
-    logger.info({ dataDir: dir, topics: log.listTopics().length, mqttPort: mqtt.port }, 'edgelog gateway started');
-    return new Gateway(log, mqtt, logger);
   }
 
-  /** Stops the listeners, waits for in-flight appends, then closes the log. Idempotent. */
+  /**
+   * Shuts down in the order that loses nothing acknowledged: stop accepting connections, let
+   * the appends in flight commit and their acks go out, refuse what arrives meanwhile, then
+   * disconnect clients and close the log. Idempotent.
+   */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      const listenersClosed = this.mqttServers.map(stopListening);
+      this.http.stopAccepting();
+      await this.intake.close();
+      // The last appends have resolved; their acks are written a few promise and immediate
+      // callbacks later (aedes's PUBACK path). Let those run before the connections are cut.
+      for (let turn = 0; turn < ACK_FLUSH_TURNS; turn++) await new Promise((resolve) => setImmediate(resolve));
       await this.mqtt.close();
+      await this.http.close();
+      await Promise.all(listenersClosed);
       await this.log.close();
       this.logger.info('edgelog gateway stopped');
     })();
     return this.closing;
   }
+}
+
+function loadDeviceProfiles(profilesDir: string): DeviceProfile[] {
+  if (profilesDir === '') return loadProfiles();
+  try {
+    return loadProfiles(resolve(profilesDir));
+  } catch (error) {
+    if (error instanceof EdgelogError) throw error;
+    throw new EdgelogError('INVALID_CONFIG', `config key 'devices.profilesDir': cannot read profiles from ${profilesDir}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
+}
+
+function readTls(config: Readonly<GatewayConfig>): { cert: Buffer; key: Buffer; ca?: Buffer } | undefined {
+  const { certFile, keyFile, caFile } = config.tls;
+  if (certFile === '') return undefined;
+  const read = (key: string, file: string): Buffer => {
+    try {
+      return readFileSync(resolve(file));
+    } catch (error) {
+      throw new EdgelogError('INVALID_CONFIG', `config key '${key}': cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+    }
+  };
+  return { cert: read('tls.certFile', certFile), key: read('tls.keyFile', keyFile), ...(caFile === '' ? {} : { ca: read('tls.caFile', caFile) }) };
+}
+
+/** The ports for the start-up log line, leaving out listeners that are off. */
+function portFields(ports: GatewayPorts): Record<string, number> {
+  const fields: Record<string, number> = { mqttPort: ports.mqtt, httpPort: ports.http };
+  if (ports.mqttTls !== null) fields['mqttTlsPort'] = ports.mqttTls;
+  if (ports.https !== null) fields['httpsPort'] = ports.https;
+  return fields;
 }

@@ -21,8 +21,10 @@ Options for start (each overrides the config file and the EDGELOG_* environment)
   --data-dir DIR        Where the commit log lives (default ./data; EDGELOG_DATA_DIR).
   --mqtt-port N         MQTT 3.1.1 over TCP (default 1883; 0 picks a free port, logged at start;
                         EDGELOG_MQTT_PORT).
-  --allow-anonymous     Accept anonymous clients from the network, not only from loopback
-                        (EDGELOG_ALLOW_ANONYMOUS=true).
+  --http-port N         HTTP: MQTT over WebSocket at /mqtt, WebSocket ingest at /ingest
+                        (default 8080; 0 picks a free port; EDGELOG_HTTP_PORT).
+  --allow-anonymous     Accept clients without credentials from the network, not only from
+                        loopback (EDGELOG_ALLOW_ANONYMOUS=true).
   -h, --help            Show this help.
 
 Devices publish to devices/{deviceId}/{stream}; each reading goes to log topic {stream},
@@ -43,7 +45,7 @@ function makeLogger(): Logger {
 }
 
 async function start(argv: string[]): Promise<void> {
-  let values: { config?: string; 'data-dir'?: string; 'mqtt-port'?: string; 'allow-anonymous'?: boolean; help?: boolean };
+  let values: { config?: string; 'data-dir'?: string; 'mqtt-port'?: string; 'http-port'?: string; 'allow-anonymous'?: boolean; help?: boolean };
   try {
     ({ values } = parseArgs({
       args: argv,
@@ -51,6 +53,7 @@ async function start(argv: string[]): Promise<void> {
         config: { type: 'string' },
         'data-dir': { type: 'string' },
         'mqtt-port': { type: 'string' },
+        'http-port': { type: 'string' },
         'allow-anonymous': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -67,7 +70,7 @@ async function start(argv: string[]): Promise<void> {
   const config = loadConfig({
     ...(values.config === undefined ? {} : { file: values.config }),
     env: process.env,
-    flags: { dataDir: values['data-dir'], 'mqtt.port': values['mqtt-port'], allowAnonymous: values['allow-anonymous'] },
+    flags: { dataDir: values['data-dir'], 'mqtt.port': values['mqtt-port'], 'http.port': values['http-port'], allowAnonymous: values['allow-anonymous'] },
   });
   const logger = makeLogger();
   const gateway = await Gateway.start(config, logger);

@@ -1,102 +1,178 @@
-import { once } from 'node:events';
-import { createServer, type AddressInfo, type Server } from 'node:net';
-import { Aedes, type Client, type PublishPacket } from 'aedes';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { TLSSocket } from 'node:tls';
+import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
 import type { Logger } from 'pino';
+import { subscriptionAllowed } from '../../devices/acl.js';
 import { EdgelogError } from '../errors.js';
-import type { CommitLog } from '../log/commit-log.js';
+import type { DeviceDirectory, Intake, IntakeSession } from './intake.js';
 import { mapDefaultTopic } from './topic-mapping.js';
 
-export interface MqttIngestOptions {
-  log: CommitLog;
-  logger: Logger;
-  /** TCP port; 0 picks a free one. */
-  port: number;
-  /** Address to listen on: 127.0.0.1 unless anonymous clients are allowed from the network. */
-  host: string;
+/** What MQTT authentication needs of the device registry (devices/registry.ts). */
+export interface DeviceVerifier extends DeviceDirectory {
+  verifyPassword(id: string, secret: string | Buffer): Promise<boolean>;
 }
 
+export interface MqttIngestOptions {
+  intake: Intake;
+  devices: DeviceVerifier;
+  /** Accept clients without credentials (no registry configured, or allowAnonymous). */
+  allowAnonymous: boolean;
+  logger: Logger;
+}
+
+/** CONNACK return codes of MQTT 3.1.1 §3.2.2.3. */
+const CONNACK_IDENTIFIER_REJECTED = 2;
+const CONNACK_BAD_CREDENTIALS = 4;
+const CONNACK_NOT_AUTHORIZED = 5;
+
+/** Who a connected client is: a registered device, or null for an anonymous client. */
+type Identity = string | null;
+
 /**
- * MQTT 3.1.1 ingest through an embedded aedes broker. The append happens in `authorizePublish`:
- * aedes writes a QoS 1 PUBACK only after that hook calls back (its `published` hook runs after
- * the PUBACK, see aedes lib/handlers/publish.js), so a PUBACK means the reading is durable.
+ * MQTT 3.1.1 ingest through an embedded aedes broker, for every transport (TCP, TLS, WebSocket:
+ * the listeners hand their connections to {@link handle}). The append happens in
+ * `authorizePublish`: aedes writes a QoS 1 PUBACK (and a QoS 2 PUBREC) only after that hook calls
+ * back (its `published` hook runs after the PUBACK, see aedes lib/handlers/publish.js), so an
+ * ack means the reading is durable. aedes reads a client's socket again only after every packet
+ * of the last read has been handled, so a slow log slows the socket reads: TCP backpressure.
  */
 export class MqttIngest {
-  private readonly creating = new Map<string, Promise<unknown>>();
+  private readonly identities = new WeakMap<Client, Identity>();
+  private readonly sessions = new WeakMap<Client, IntakeSession>();
+  /** CONNECTs with an empty client id and clean session 0, refused in authenticate (MQTT-3.1.3-8). */
+  private readonly emptyIdPersistent = new WeakSet<Client>();
+  /** The TLS socket under a WebSocket stream, for client certificates on WSS. */
+  private readonly tlsUnder = new WeakMap<Duplex, TLSSocket>();
   private closing: Promise<void> | null = null;
+  private readonly logger: Logger;
+  private broker!: Aedes;
 
-  private constructor(
-    private readonly opts: MqttIngestOptions,
-    private readonly broker: Aedes,
-    private readonly server: Server,
-    private readonly logger: Logger,
-  ) {}
+  private constructor(private readonly opts: MqttIngestOptions) {
+    this.logger = opts.logger.child({ component: 'mqtt' });
+  }
 
-  static async start(opts: MqttIngestOptions): Promise<MqttIngest> {
-    const logger = opts.logger.child({ component: 'mqtt' });
-    let ingest: MqttIngest | undefined;
-    const broker = await Aedes.createBroker({
-      authorizePublish: (client, packet, done) => {
-        if (!ingest) return done(new Error('gateway is starting'));
-        ingest.ingest(client, packet).then(() => done(null), (error: unknown) => done(error as Error));
+  static async create(opts: MqttIngestOptions): Promise<MqttIngest> {
+    const ingest = new MqttIngest(opts);
+    ingest.broker = await Aedes.createBroker({
+      preConnect: (client, packet, done) => {
+        if (packet.clientId === '' && !packet.clean) ingest.emptyIdPersistent.add(client);
+        done(null, true);
       },
+      authenticate: (client, username, password, done) => {
+        ingest.authenticate(client, username, password).then(
+          (identity) => {
+            ingest.identities.set(client, identity);
+            done(null, true);
+          },
+          (error: AuthenticateError) => done(error, false),
+        );
+      },
+      authorizePublish: (client, packet, done) => {
+        ingest.publish(client, packet).then(() => done(null), (error: unknown) => done(error as Error));
+      },
+      authorizeSubscribe: (client, sub, done) => done(null, ingest.subscribe(client, sub)),
     });
-    const server = createServer(broker.handle);
-    try {
-      server.listen(opts.port, opts.host);
-      await once(server, 'listening');
-    } catch (error) {
-      await new Promise<void>((resolve) => broker.close(() => resolve()));
-      const code = (error as NodeJS.ErrnoException).code;
-      const why = code === 'EADDRINUSE' ? 'the port is in use by another program' : code === 'EACCES' ? 'permission denied (ports below 1024 need privileges)' : String(error);
-      throw new EdgelogError('LISTEN_FAILED', `cannot listen for MQTT on ${opts.host}:${opts.port}: ${why}; choose another with --mqtt-port (0 picks a free port)`, { cause: error });
-    }
-    ingest = new MqttIngest(opts, broker, server, logger);
-    logger.info({ host: opts.host, port: ingest.port }, 'MQTT listening');
+    ingest.broker.on('clientDisconnect', (client) => {
+      ingest.sessions.get(client)?.close();
+      ingest.sessions.delete(client);
+    });
     return ingest;
   }
 
-  /** The port the MQTT listener is bound to. */
-  get port(): number {
-    return (this.server.address() as AddressInfo).port;
+  /** Serves one client connection (a TCP or TLS socket, or a WebSocket stream). */
+  handle(conn: Duplex, req?: IncomingMessage): void {
+    if (req?.socket instanceof TLSSocket) this.tlsUnder.set(conn, req.socket);
+    // aedes types `req` as its own IncomingMessage subset; Node's satisfies it.
+    this.broker.handle(conn, req as never);
   }
 
-  private async ingest(client: Client | null, packet: PublishPacket): Promise<void> {
+  private async authenticate(client: Client, username: string | undefined, password: Buffer | undefined): Promise<Identity> {
+    const remote = remoteOf(client);
+    const refuse = (returnCode: number, reason: string): never => {
+      this.opts.intake.countRefusal('AUTH_FAILED');
+      this.logger.warn({ clientId: client.id, remote, reason }, 'connection refused');
+      const error = new Error(reason) as AuthenticateError;
+      error.returnCode = returnCode;
+      throw error;
+    };
+    if (this.emptyIdPersistent.has(client)) {
+      return refuse(CONNACK_IDENTIFIER_REJECTED, 'an empty client id needs clean session 1 (MQTT-3.1.3-8)');
+    }
+    const tls = client.conn instanceof TLSSocket ? client.conn : this.tlsUnder.get(client.conn as Duplex);
+    const certificate = tls?.authorized ? tls.getPeerCertificate() : undefined;
+    const cn = certificate?.subject?.CN;
+    if (typeof cn === 'string' && cn !== '') {
+      if (!this.opts.devices.get(cn)) return refuse(CONNACK_NOT_AUTHORIZED, `client certificate CN '${cn}' is not a registered device`);
+      if (username !== undefined && username !== cn) return refuse(CONNACK_BAD_CREDENTIALS, `username '${username}' differs from the client certificate's CN '${cn}'`);
+      return cn;
+    }
+    if (username !== undefined && this.opts.devices.get(username)) {
+      if (await this.opts.devices.verifyPassword(username, password ?? '')) return username;
+      return refuse(CONNACK_BAD_CREDENTIALS, `wrong password for device '${username}'`);
+    }
+    if (this.opts.allowAnonymous) return null;
+    if (username !== undefined) return refuse(CONNACK_BAD_CREDENTIALS, `unknown device '${username}'`);
+    return refuse(CONNACK_NOT_AUTHORIZED, 'no credentials: this gateway requires a device username and password or a client certificate');
+  }
+
+  private async publish(client: Client | null, packet: PublishPacket): Promise<void> {
+    if (!client) return; // the broker's own publishes ($SYS) are not readings
     const mapped = mapDefaultTopic(packet.topic);
     if (typeof mapped === 'string') {
       // MQTT 3.1.1 has no reason code on PUBACK: refusing closes the connection, and the warning says why.
-      this.logger.warn({ clientId: client?.id, reason: mapped }, 'publish refused');
-      throw new EdgelogError('INVALID_ARGUMENT', mapped);
+      this.opts.intake.countRefusal('UNMAPPED_TOPIC');
+      this.logger.warn({ clientId: client.id, remote: remoteOf(client), code: 'UNMAPPED_TOPIC', reason: mapped }, 'publish refused');
+      throw new EdgelogError('UNMAPPED_TOPIC', mapped);
     }
-    await this.ensureTopic(mapped.topic);
-    await this.opts.log.append(mapped.topic, [
-      {
-        key: mapped.key,
-        value: packet.payload as Buffer,
-        headers: { 'mqtt-topic': packet.topic, 'device-id': mapped.deviceId, 'received-at': String(Date.now()) },
-      },
-    ]);
+    // MQTT-4.3.3-2: a QoS 2 PUBLISH retransmitted before PUBREL (same packet id) was stored
+    // already; aedes answers it with PUBREC from its store, it must not be appended twice.
+    if (packet.qos === 2 && (await this.incomingStored(client, packet))) return;
+    try {
+      await this.sessionOf(client).submit(mapped, packet.payload as Buffer, packet.topic);
+    } catch (error) {
+      const code = error instanceof EdgelogError ? error.code : 'INTERNAL';
+      // The intake logs LOG_FULL once per state change; shutdown refusals are expected.
+      const level = code === 'LOG_FULL' || code === 'GATEWAY_CLOSING' ? 'debug' : 'warn';
+      this.logger[level]({ clientId: client.id, remote: remoteOf(client), code, reason: (error as Error).message }, 'publish refused');
+      throw error;
+    }
   }
 
-  /** Creates a log topic on first use; concurrent first publishes share one creation. */
-  private async ensureTopic(topic: string): Promise<void> {
-    if (this.opts.log.hasTopic(topic)) return;
-    let pending = this.creating.get(topic);
-    if (!pending) {
-      pending = this.opts.log.createTopic(topic).catch((error: unknown) => {
-        if (!(error instanceof EdgelogError && error.code === 'TOPIC_EXISTS')) throw error;
-      });
-      this.creating.set(topic, pending);
-      void pending.finally(() => this.creating.delete(topic)).catch(() => {});
-    }
-    await pending;
+  /** Whether aedes holds this QoS 2 packet id awaiting PUBREL (its persistence is untyped in aedes's d.ts). */
+  private incomingStored(client: Client, packet: PublishPacket): Promise<boolean> {
+    const persistence = (this.broker as unknown as { persistence: { incomingGetPacket(c: Client, p: PublishPacket): Promise<unknown> } }).persistence;
+    return persistence.incomingGetPacket(client, packet).then(() => true, () => false);
   }
 
-  /** Stops accepting connections and closes the broker (its clients are disconnected). Idempotent. */
+  /** Returns the subscription to grant, or null to refuse it (SUBACK 0x80). */
+  private subscribe(client: Client, sub: Subscription): Subscription | null {
+    const identity = this.identities.get(client) ?? null;
+    if (identity === null) return sub; // anonymous clients: only where the gateway accepts them at all
+    const entry = this.opts.devices.get(identity);
+    if (entry && subscriptionAllowed(entry.profile, identity, sub.topic)) return sub;
+    this.opts.intake.countRefusal('NOT_AUTHORIZED');
+    this.logger.warn({ clientId: client.id, deviceId: identity, topic: sub.topic }, 'subscription refused: not allowed by the device profile');
+    return null;
+  }
+
+  private sessionOf(client: Client): IntakeSession {
+    let session = this.sessions.get(client);
+    if (!session) {
+      session = this.opts.intake.openSession({ deviceId: this.identities.get(client) ?? null, transport: 'mqtt', client: `${client.id} ${remoteOf(client)}` });
+      this.sessions.set(client, session);
+    }
+    return session;
+  }
+
+  /** Disconnects every client and closes the broker. Idempotent. */
   close(): Promise<void> {
-    this.closing ??= (async () => {
-      await new Promise<void>((resolve) => this.broker.close(() => resolve()));
-      await new Promise<void>((resolve) => this.server.close(() => resolve()));
-    })();
+    this.closing ??= new Promise<void>((resolve) => this.broker.close(() => resolve()));
     return this.closing;
   }
+}
+
+function remoteOf(client: Client): string {
+  const socket = (client.req as IncomingMessage | undefined)?.socket ?? (client.conn as { remoteAddress?: string; remotePort?: number });
+  return `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
 }

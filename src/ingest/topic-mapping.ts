@@ -1,6 +1,6 @@
 import { validateTopicName } from '../log/topic-config.js';
 
-/** Where one MQTT publish goes in the log. */
+/** Where one reading goes in the log. */
 export interface MappedTopic {
   /** The log topic. */
   topic: string;
@@ -10,6 +10,7 @@ export interface MappedTopic {
   stream: string;
 }
 
+/** Device ids: the same rule as devices/registry.ts, so every registered id is addressable. */
 const DEVICE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /**
@@ -21,14 +22,21 @@ export function mapDefaultTopic(mqttTopic: string): MappedTopic | string {
   if (parts.length !== 3 || parts[0] !== 'devices') {
     return `topic '${clip(mqttTopic)}' does not match devices/{deviceId}/{stream}`;
   }
-  const [, deviceId, stream] = parts as [string, string, string];
+  return mapReading(parts[1]!, parts[2]!);
+}
+
+/**
+ * The same rule for a reading that names its device and stream directly (WebSocket ingest):
+ * stream `{stream}` of device `{deviceId}` → log topic `{stream}` keyed by `{deviceId}`.
+ */
+export function mapReading(deviceId: string, stream: string): MappedTopic | string {
   if (!DEVICE_ID.test(deviceId)) {
-    return `device id '${clip(deviceId)}' in topic must be 1 to 128 of A-Z a-z 0-9 . _ : -`;
+    return `device id '${clip(deviceId)}' must be 1 to 128 of A-Z a-z 0-9 . _ : -`;
   }
   try {
     validateTopicName(stream);
   } catch {
-    return `stream '${clip(stream)}' in topic must be 1 to 249 of a-z A-Z 0-9 . _ - (it names the log topic)`;
+    return `stream '${clip(stream)}' must be 1 to 249 of a-z A-Z 0-9 . _ - (it names the log topic)`;
   }
   if (stream.startsWith('_')) return `stream '${stream}' may not start with '_': such topics are the gateway's own`;
   return { topic: stream, key: deviceId, deviceId, stream };

@@ -9,11 +9,11 @@ const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 describe('edgelog start', () => {
   it('opens the log in --data-dir, says so, and exits 0 on SIGTERM with the log closed cleanly', async () => {
     const dir = tempDir();
-    const gw = spawnTs(CLI, ['start', '--data-dir', dir, '--mqtt-port', '0']);
+    const gw = spawnTs(CLI, ['start', '--data-dir', dir, '--mqtt-port', '0', '--http-port', '0']);
     const line = await gw.waitForLine(/edgelog gateway started/);
     expect(JSON.parse(line)).toMatchObject({ dataDir: dir });
     // A second gateway on the same folder is refused with a clear message.
-    const second = spawnTs(CLI, ['start', '--data-dir', dir, '--mqtt-port', '0']);
+    const second = spawnTs(CLI, ['start', '--data-dir', dir, '--mqtt-port', '0', '--http-port', '0']);
     expect(await second.exited).toBe(1);
     expect(second.output()).toMatch(new RegExp(`data folder ${dir} is in use by process ${gw.child.pid}.*\\(LOG_LOCKED\\)`));
     gw.child.kill('SIGTERM');
@@ -29,7 +29,7 @@ describe('edgelog start', () => {
     await new Promise((resolve) => taken.once('listening', resolve));
     onTestFinished(() => void taken.close());
     const port = (taken.address() as { port: number }).port;
-    const run = spawnTs(CLI, ['start', '--data-dir', tempDir(), '--mqtt-port', String(port)]);
+    const run = spawnTs(CLI, ['start', '--data-dir', tempDir(), '--mqtt-port', String(port), '--http-port', '0']);
     expect(await run.exited).toBe(1);
     expect(run.output()).toMatch(new RegExp(`edgelog: cannot listen for MQTT on 127.0.0.1:${port}: the port is in use by another program; choose another with --mqtt-port .*\\(LISTEN_FAILED\\)`));
     expect(run.output()).not.toMatch(/\n\s+at /);
@@ -61,7 +61,7 @@ describe('edgelog start --config', () => {
     const dir = tempDir();
     const file = `${dir}/edgelog.yaml`;
     writeFileSync(file, `dataDir: ${dir}/from-file\nmqtt:\n  port: 1\n`);
-    const gw = spawnTs(CLI, ['start', '--config', file, '--mqtt-port', '0']);
+    const gw = spawnTs(CLI, ['start', '--config', file, '--mqtt-port', '0', '--http-port', '0']);
     const started = JSON.parse(await gw.waitForLine(/edgelog gateway started/)) as { dataDir: string; mqttPort: number };
     expect(started.dataDir).toBe(`${dir}/from-file`);
     expect(started.mqttPort).toBeGreaterThan(1);

@@ -15,7 +15,7 @@ describe('PUBACK order', () => {
   (haveStrace ? it : it.skip)('fsyncs each reading before the socket write of its PUBACK', async () => {
     const dir = tempDir();
     const trace = join(dir, 'trace');
-    const strace = spawnTraced(trace, [process.execPath, '--import', 'tsx', CLI, 'start', '--data-dir', join(dir, 'data'), '--mqtt-port', '0']);
+    const strace = spawnTraced(trace, [process.execPath, '--import', 'tsx', CLI, 'start', '--data-dir', join(dir, 'data'), '--mqtt-port', '0', '--http-port', '0']);
     let gatewayPid: number | undefined;
     onTestFinished(() => {
       if (gatewayPid !== undefined) {

@@ -15,7 +15,7 @@ describe('default topic mapping', () => {
     ['sensors/a/temperature', /does not match devices\/\{deviceId\}\/\{stream\}/],
     ['devices/a', /does not match/],
     ['devices/a/b/c', /does not match/],
-    ['devices//temperature', /device id '' in topic/],
+    ['devices//temperature', /device id '' must be/],
     ['devices/a b/temperature', /device id 'a b'/],
     ['devices/a/temp erature', /stream 'temp erature'/],
     ['devices/a/_deadletter', /may not start with '_'/],

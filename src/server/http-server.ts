@@ -1,0 +1,126 @@
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServerNode } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { listen, stopListening } from './listen.js';
+
+/** How long a WebSocket client has to answer the close frame at shutdown before its socket is cut. */
+const CLOSE_GRACE_MS = 1000;
+
+/** Serves one accepted WebSocket connection. */
+export type WebSocketHandler = (ws: WebSocket, req: IncomingMessage) => void;
+
+export interface WebSocketRoute {
+  /** The URL path, e.g. `/mqtt`. */
+  path: string;
+  handler: WebSocketHandler;
+  /** Largest message accepted; a larger one closes the connection with 1009 (ws's maxPayload). */
+  maxPayloadBytes: number;
+  /** Picks the subprotocol to answer (e.g. `mqtt`); default: the first one offered, if any. */
+  handleProtocols?: (protocols: Set<string>) => string | false;
+}
+
+export interface HttpServerOptions {
+  host: string;
+  port: number;
+  /** PEM certificate, key and optional client CA: serves the same routes over HTTPS on httpsPort. */
+  tls?: { cert: Buffer; key: Buffer; ca?: Buffer; httpsPort: number };
+  routes: WebSocketRoute[];
+  logger: Logger;
+}
+
+/**
+ * The gateway's one HTTP port (DESIGN.md "Defaults"): WebSocket endpoints by path today, the
+ * admin API, metrics and dashboard as their issues land. With TLS configured the same routes are
+ * served over HTTPS/WSS on a second port.
+ */
+export class HttpServer {
+  private closing: Promise<void> | null = null;
+
+  private constructor(
+    private readonly servers: HttpServerNode[],
+    private readonly wss: Map<string, WebSocketServer>,
+    /** Bound ports: HTTP, then HTTPS when TLS is on. */
+    readonly ports: { http: number; https: number | null },
+  ) {}
+
+  static async start(opts: HttpServerOptions): Promise<HttpServer> {
+    const logger = opts.logger.child({ component: 'http' });
+    const wss = new Map<string, WebSocketServer>();
+    for (const route of opts.routes) {
+      const server = new WebSocketServer({
+        noServer: true,
+        maxPayload: route.maxPayloadBytes,
+        ...(route.handleProtocols ? { handleProtocols: route.handleProtocols } : {}),
+      });
+      server.on('connection', route.handler);
+      wss.set(route.path, server);
+    }
+    const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      const path = pathOf(req);
+      const server = wss.get(path);
+      if (!server) {
+        socket.end(`HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\nno WebSocket endpoint at ${path}; endpoints: ${[...wss.keys()].join(', ')}\n`);
+        return;
+      }
+      server.handleUpgrade(req, socket, head, (ws) => server.emit('connection', ws, req));
+    };
+    const onRequest = (req: IncomingMessage, res: import('node:http').ServerResponse) => {
+      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
+      res.end(`edgelog: nothing at ${pathOf(req)}. WebSocket endpoints: ${[...wss.keys()].join(', ')}\n`);
+    };
+    const servers: HttpServerNode[] = [];
+    const close = async () => {
+      for (const s of wss.values()) s.close();
+      await Promise.all(servers.map(stopListening));
+    };
+    try {
+      const http = createHttpServer(onRequest);
+      http.on('upgrade', onUpgrade);
+      servers.push(http);
+      const httpPort = await listen(http, opts.port, opts.host, 'HTTP', '--http-port');
+      let httpsPort: number | null = null;
+      if (opts.tls) {
+        const https = createHttpsServer(
+          { cert: opts.tls.cert, key: opts.tls.key, ...(opts.tls.ca ? { ca: opts.tls.ca, requestCert: true, rejectUnauthorized: false } : {}) },
+          onRequest,
+        );
+        https.on('upgrade', onUpgrade);
+        servers.push(https);
+        httpsPort = await listen(https, opts.tls.httpsPort, opts.host, 'HTTPS', "config key 'tls.httpsPort'");
+      }
+      logger.info({ host: opts.host, port: httpPort, httpsPort, endpoints: [...wss.keys()] }, 'HTTP listening');
+      return new HttpServer(servers, wss, { http: httpPort, https: httpsPort });
+    } catch (error) {
+      await close();
+      throw error;
+    }
+  }
+
+  /** Stops accepting connections; open ones go on until {@link close}. */
+  stopAccepting(): void {
+    for (const server of this.servers) server.close();
+  }
+
+  /** Stops listening and closes every connection: WebSockets with 1001 (going away), cut after a grace second. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      const closed = Promise.all(this.servers.map(stopListening));
+      for (const server of this.wss.values()) {
+        for (const ws of server.clients) {
+          ws.close(1001, 'gateway shutting down');
+          setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
+        }
+        server.close();
+      }
+      for (const server of this.servers) server.closeAllConnections();
+      await closed;
+    })();
+    return this.closing;
+  }
+}
+
+function pathOf(req: IncomingMessage): string {
+  return new URL(req.url ?? '/', 'http://gateway').pathname;
+}
