@@ -13,6 +13,8 @@ export type ConfigOverrides = Record<string, string | boolean>;
 
 export interface StartOptions {
   dataDir?: string;
+  /** A config file under the overrides. */
+  configFile?: string;
   /** Receives the gateway's log lines (info and above), parsed. */
   logs?: LogLine[];
 }
@@ -31,7 +33,10 @@ export const WARN = 40;
  * the test finishes.
  */
 export async function startGateway(overrides: ConfigOverrides = {}, opts: StartOptions = {}): Promise<Gateway> {
-  const config = loadConfig({ flags: { dataDir: opts.dataDir ?? tempDir(), 'mqtt.port': '0', 'http.port': '0', ...overrides } });
+  const config = loadConfig({
+    ...(opts.configFile === undefined ? {} : { file: opts.configFile }),
+    flags: { dataDir: opts.dataDir ?? tempDir(), 'mqtt.port': '0', 'http.port': '0', ...overrides },
+  });
   const logs = opts.logs;
   const logger = logs
     ? pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) })

@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
 import type { IConnackPacket, ISubackPacket } from 'mqtt-packet';
 import { describe, expect, it, onTestFinished } from 'vitest';
@@ -135,6 +136,23 @@ describe('MQTT device identity', () => {
     expect(gateway.intake.stats()).toMatchObject({ stored: 1, deadLettered: 3 });
     // One warning per device per minute, not one per reading.
     expect(logs.filter((l) => l.msg === 'reading stored in the dead-letter topic')).toHaveLength(1);
+  });
+
+  it('the example production config requires credentials from every client', async () => {
+    const fixture = (name: string) => fileURLToPath(new URL(`../fixtures/tls/${name}`, import.meta.url));
+    const gateway = await startGateway(
+      {
+        'devices.registryFile': await writeRegistry(DEVICES),
+        'tls.certFile': fixture('server.pem'),
+        'tls.keyFile': fixture('server.key'),
+        'tls.caFile': fixture('ca.pem'),
+        'tls.mqttPort': '0',
+        'tls.httpsPort': '0',
+      },
+      { configFile: fileURLToPath(new URL('../../config/production.example.yaml', import.meta.url)) },
+    );
+    expect(await connackCode(gateway.ports.mqtt, { clientId: 'anonymous' })).toBe(5);
+    expect(await connackCode(gateway.ports.mqtt, { clientId: 'env-0001', username: 'env-0001', password: 'pw-env-0001-secret' })).toBe(0);
   });
 
   it('answers an empty client id with clean session 0 with CONNACK 2 (MQTT-3.1.3-8)', async () => {
