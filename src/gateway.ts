@@ -15,8 +15,8 @@ import { CommitLog, DEFAULT_MAX_PENDING_BYTES } from './log/commit-log.js';
 import { HttpServer } from './server/http-server.js';
 import { listen, stopListening } from './server/listen.js';
 
-/** Room for an MQTT packet's fixed header and topic around the largest record, on /mqtt. */
-const MQTT_WS_FRAME_SLACK_BYTES = 64 * 1024;
+/** Room for an MQTT packet's fixed header, topic and packet id around the largest record. */
+const MQTT_PACKET_SLACK_BYTES = 64 * 1024;
 
 /** Event-loop turns given to acks of the last appends at shutdown (QoS 2's PUBREC takes the most). */
 const ACK_FLUSH_TURNS = 3;
@@ -75,7 +75,8 @@ export class Gateway {
     const closers: (() => Promise<void>)[] = [() => log.close()];
     try {
       const intake = new Intake({ log, devices: registry, logger: logger.child({ component: 'ingest' }), ...config.ingest });
-      const mqtt = await MqttIngest.create({ intake, devices: registry, allowAnonymous, logger });
+      const maxPacketBytes = config.log.topicDefaults.maxMessageBytes + MQTT_PACKET_SLACK_BYTES;
+      const mqtt = await MqttIngest.create({ intake, devices: registry, allowAnonymous, maxPacketBytes, logger });
       closers.unshift(() => mqtt.close());
       const mqttServers: Server[] = [createNetServer((socket) => mqtt.handle(socket))];
       closers.unshift(() => stopListening(mqttServers[0]!));
@@ -97,7 +98,7 @@ export class Gateway {
           {
             path: '/mqtt',
             handler: (ws, req) => mqtt.handle(createWebSocketStream(ws), req),
-            maxPayloadBytes: config.log.topicDefaults.maxMessageBytes + MQTT_WS_FRAME_SLACK_BYTES,
+            maxPayloadBytes: maxPacketBytes,
           },
           { path: '/ingest', handler: (ws, req) => wsIngest.handle(ws, req), maxPayloadBytes: wsIngest.maxFrameBytes },
         ],

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { subscriptionAllowed } from '../../devices/acl.js';
 import { EdgelogError } from '../errors.js';
 import type { DeviceDirectory, Intake, IntakeSession } from './intake.js';
+import { guardPacketSize } from './packet-size-guard.js';
 import { mapDefaultTopic } from './topic-mapping.js';
 
 /** What MQTT authentication needs of the device registry (devices/registry.ts). */
@@ -18,6 +19,8 @@ export interface MqttIngestOptions {
   devices: DeviceVerifier;
   /** Accept clients without credentials (no registry configured, or allowAnonymous). */
   allowAnonymous: boolean;
+  /** Largest MQTT packet accepted; a larger one closes the connection before it is buffered. */
+  maxPacketBytes: number;
   logger: Logger;
 }
 
@@ -42,8 +45,8 @@ export class MqttIngest {
   private readonly sessions = new WeakMap<Client, IntakeSession>();
   /** CONNECTs with an empty client id and clean session 0, refused in authenticate (MQTT-3.1.3-8). */
   private readonly emptyIdPersistent = new WeakSet<Client>();
-  /** The TLS socket under a WebSocket stream, for client certificates on WSS. */
-  private readonly tlsUnder = new WeakMap<Duplex, TLSSocket>();
+  /** What aedes cannot see through the packet-size guard: the TLS socket (client certificates) and the peer's address. */
+  private readonly connections = new WeakMap<Duplex, { tls: TLSSocket | undefined; remote: string }>();
   private closing: Promise<void> | null = null;
   private readonly logger: Logger;
   private broker!: Aedes;
@@ -80,15 +83,22 @@ export class MqttIngest {
     return ingest;
   }
 
-  /** Serves one client connection (a TCP or TLS socket, or a WebSocket stream). */
+  /** Serves one client connection (a TCP or TLS socket, or a WebSocket stream with its upgrade request). */
   handle(conn: Duplex, req?: IncomingMessage): void {
-    if (req?.socket instanceof TLSSocket) this.tlsUnder.set(conn, req.socket);
+    const socket = req?.socket ?? (conn as Duplex & { remoteAddress?: string; remotePort?: number });
+    const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    const tls = conn instanceof TLSSocket ? conn : req?.socket instanceof TLSSocket ? req.socket : undefined;
+    const guarded = guardPacketSize(conn, this.opts.maxPacketBytes, (reason) => {
+      this.opts.intake.countRefusal('RECORD_TOO_LARGE');
+      this.logger.warn({ remote, reason }, 'connection closed: MQTT packet too large');
+    });
+    this.connections.set(guarded, { tls, remote });
     // aedes types `req` as its own IncomingMessage subset; Node's satisfies it.
-    this.broker.handle(conn, req as never);
+    this.broker.handle(guarded, req as never);
   }
 
   private async authenticate(client: Client, username: string | undefined, password: Buffer | undefined): Promise<Identity> {
-    const remote = remoteOf(client);
+    const remote = this.remoteOf(client);
     const refuse = (returnCode: number, reason: string): never => {
       this.opts.intake.countRefusal('AUTH_FAILED');
       this.logger.warn({ clientId: client.id, remote, reason }, 'connection refused');
@@ -99,7 +109,7 @@ export class MqttIngest {
     if (this.emptyIdPersistent.has(client)) {
       return refuse(CONNACK_IDENTIFIER_REJECTED, 'an empty client id needs clean session 1 (MQTT-3.1.3-8)');
     }
-    const tls = client.conn instanceof TLSSocket ? client.conn : this.tlsUnder.get(client.conn as Duplex);
+    const tls = this.connections.get(client.conn as Duplex)?.tls;
     const certificate = tls?.authorized ? tls.getPeerCertificate() : undefined;
     const cn = certificate?.subject?.CN;
     if (typeof cn === 'string' && cn !== '') {
@@ -122,7 +132,7 @@ export class MqttIngest {
     if (typeof mapped === 'string') {
       // MQTT 3.1.1 has no reason code on PUBACK: refusing closes the connection, and the warning says why.
       this.opts.intake.countRefusal('UNMAPPED_TOPIC');
-      this.logger.warn({ clientId: client.id, remote: remoteOf(client), code: 'UNMAPPED_TOPIC', reason: mapped }, 'publish refused');
+      this.logger.warn({ clientId: client.id, remote: this.remoteOf(client), code: 'UNMAPPED_TOPIC', reason: mapped }, 'publish refused');
       throw new EdgelogError('UNMAPPED_TOPIC', mapped);
     }
     // MQTT-4.3.3-2: a QoS 2 PUBLISH retransmitted before PUBREL (same packet id) was stored
@@ -134,7 +144,7 @@ export class MqttIngest {
       const code = error instanceof EdgelogError ? error.code : 'INTERNAL';
       // The intake logs LOG_FULL once per state change; shutdown refusals are expected.
       const level = code === 'LOG_FULL' || code === 'GATEWAY_CLOSING' ? 'debug' : 'warn';
-      this.logger[level]({ clientId: client.id, remote: remoteOf(client), code, reason: (error as Error).message }, 'publish refused');
+      this.logger[level]({ clientId: client.id, remote: this.remoteOf(client), code, reason: (error as Error).message }, 'publish refused');
       throw error;
     }
   }
@@ -159,10 +169,14 @@ export class MqttIngest {
   private sessionOf(client: Client): IntakeSession {
     let session = this.sessions.get(client);
     if (!session) {
-      session = this.opts.intake.openSession({ deviceId: this.identities.get(client) ?? null, transport: 'mqtt', client: `${client.id} ${remoteOf(client)}` });
+      session = this.opts.intake.openSession({ deviceId: this.identities.get(client) ?? null, transport: 'mqtt', client: `${client.id} ${this.remoteOf(client)}` });
       this.sessions.set(client, session);
     }
     return session;
+  }
+
+  private remoteOf(client: Client): string {
+    return this.connections.get(client.conn as Duplex)?.remote ?? '?';
   }
 
   /** Disconnects every client and closes the broker. Idempotent. */
@@ -172,7 +186,3 @@ export class MqttIngest {
   }
 }
 
-function remoteOf(client: Client): string {
-  const socket = (client.req as IncomingMessage | undefined)?.socket ?? (client.conn as { remoteAddress?: string; remotePort?: number });
-  return `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
-}

@@ -115,6 +115,21 @@ describe('MQTT ingest flow', () => {
     expect(logs.some((l) => l.msg === 'the log has space again: ingest resumed')).toBe(true);
   });
 
+  it('closes a connection at the first bytes of a packet over the size limit, and keeps serving others', async () => {
+    const logs: LogLine[] = [];
+    const gateway = await startGateway({ 'log.topicDefaults.maxMessageBytes': '4096' }, { logs });
+    const raw = await RawMqtt.connect(gateway.ports.mqtt);
+    raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, keepalive: 30, clean: true, clientId: 'huge' });
+    await raw.next('connack');
+    // A PUBLISH announcing 200 MiB: only its fixed header is sent, the body never comes.
+    raw.sendBytes(Buffer.from([0x32, 0x80, 0x80, 0x80, 0x64]));
+    await raw.whenClosed();
+    expect(logs.find((l) => l.msg === 'connection closed: MQTT packet too large')).toMatchObject({ level: WARN, reason: 'packet of 209715205 bytes is over the limit of 69632' });
+    const client = await connect(gateway.ports.mqtt, 'small');
+    await client.publishAsync('devices/small/s', 'fine', { qos: 1 });
+    expect(values(gateway.log, 's')).toEqual(['fine']);
+  });
+
   it('on SIGTERM stops listening, commits the readings in flight, acks them, and exits 0', async () => {
     const dir = tempDir();
     const gw = spawnTs(CLI, ['start', '--data-dir', dir, '--mqtt-port', '0', '--http-port', '0']);
