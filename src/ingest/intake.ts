@@ -265,10 +265,9 @@ export class Intake {
   private ensureTopic(topic: string): Promise<void> {
     let pending = this.creating.get(topic);
     if (!pending) {
+      // The log says 'topic created' itself: one line per state change.
       pending = this.opts.log.createTopic(topic).then(
-        () => {
-          this.opts.logger.info({ topic }, 'topic created on first use');
-        },
+        () => {},
         (error: unknown) => {
           if (!(error instanceof EdgelogError && error.code === 'TOPIC_EXISTS')) throw error;
         },
