@@ -1,3 +1,4 @@
+import { DEVICE_ID_PATTERN, DEVICE_ID_RULE } from '../../devices/device-id.js';
 import { validateTopicName } from '../log/topic-config.js';
 
 /** Where one reading goes in the log. */
@@ -9,9 +10,6 @@ export interface MappedTopic {
   deviceId: string;
   stream: string;
 }
-
-/** Device ids: the same rule as devices/registry.ts, so every registered id is addressable. */
-const DEVICE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /**
  * The default rule (DESIGN.md, "Defaults"): `devices/{deviceId}/{stream}` → log topic `{stream}`
@@ -30,8 +28,8 @@ export function mapDefaultTopic(mqttTopic: string): MappedTopic | string {
  * stream `{stream}` of device `{deviceId}` → log topic `{stream}` keyed by `{deviceId}`.
  */
 export function mapReading(deviceId: string, stream: string): MappedTopic | string {
-  if (!DEVICE_ID.test(deviceId)) {
-    return `device id '${clip(deviceId)}' must be 1 to 128 of A-Z a-z 0-9 . _ : -`;
+  if (!DEVICE_ID_PATTERN.test(deviceId)) {
+    return `device id '${clip(deviceId)}' must be ${DEVICE_ID_RULE}`;
   }
   try {
     validateTopicName(stream);
