@@ -8,6 +8,7 @@ import { loadProfiles, type DeviceProfile } from '../devices/profile.js';
 import { DeviceRegistry } from '../devices/registry.js';
 import type { GatewayConfig } from './config.js';
 import { EdgelogError } from './errors.js';
+import { AuthThrottle } from './ingest/auth-throttle.js';
 import { Intake } from './ingest/intake.js';
 import { MqttIngest } from './ingest/mqtt-ingest.js';
 import { WsIngest } from './ingest/ws-ingest.js';
@@ -76,7 +77,8 @@ export class Gateway {
     try {
       const intake = new Intake({ log, devices: registry, logger: logger.child({ component: 'ingest' }), ...config.ingest });
       const maxPacketBytes = config.log.topicDefaults.maxMessageBytes + MQTT_PACKET_SLACK_BYTES;
-      const mqtt = await MqttIngest.create({ intake, devices: registry, allowAnonymous, maxPacketBytes, logger });
+      const authThrottle = new AuthThrottle();
+      const mqtt = await MqttIngest.create({ intake, devices: registry, allowAnonymous, maxPacketBytes, authThrottle, logger });
       closers.unshift(() => mqtt.close());
       const mqttServers: Server[] = [createNetServer((socket) => mqtt.handle(socket))];
       closers.unshift(() => stopListening(mqttServers[0]!));

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { subscriptionAllowed } from '../../devices/acl.js';
 import { EdgelogError } from '../errors.js';
 import type { DeviceDirectory, Intake, IntakeSession } from './intake.js';
+import { AUTH_FAILURE_BURST, AUTH_FAILURE_INTERVAL_MS, type AuthThrottle } from './auth-throttle.js';
 import { guardPacketSize } from './packet-size-guard.js';
 import { mapDefaultTopic } from './topic-mapping.js';
 
@@ -21,6 +22,8 @@ export interface MqttIngestOptions {
   allowAnonymous: boolean;
   /** Largest MQTT packet accepted; a larger one closes the connection before it is buffered. */
   maxPacketBytes: number;
+  /** Failed logins per source address, shared with WebSocket ingest. */
+  authThrottle: AuthThrottle;
   logger: Logger;
 }
 
@@ -46,7 +49,7 @@ export class MqttIngest {
   /** CONNECTs with an empty client id and clean session 0, refused in authenticate (MQTT-3.1.3-8). */
   private readonly emptyIdPersistent = new WeakSet<Client>();
   /** What aedes cannot see through the packet-size guard: the TLS socket (client certificates) and the peer's address. */
-  private readonly connections = new WeakMap<Duplex, { tls: TLSSocket | undefined; remote: string }>();
+  private readonly connections = new WeakMap<Duplex, { tls: TLSSocket | undefined; remote: string; address: string }>();
   private closing: Promise<void> | null = null;
   private readonly logger: Logger;
   private broker!: Aedes;
@@ -86,22 +89,24 @@ export class MqttIngest {
   /** Serves one client connection (a TCP or TLS socket, or a WebSocket stream with its upgrade request). */
   handle(conn: Duplex, req?: IncomingMessage): void {
     const socket = req?.socket ?? (conn as Duplex & { remoteAddress?: string; remotePort?: number });
-    const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    const address = socket.remoteAddress ?? '?';
+    const remote = `${address}:${socket.remotePort ?? '?'}`;
     const tls = conn instanceof TLSSocket ? conn : req?.socket instanceof TLSSocket ? req.socket : undefined;
     const guarded = guardPacketSize(conn, this.opts.maxPacketBytes, (reason) => {
       this.opts.intake.countRefusal('RECORD_TOO_LARGE');
       this.logger.warn({ remote, reason }, 'connection closed: MQTT packet too large');
     });
-    this.connections.set(guarded, { tls, remote });
+    this.connections.set(guarded, { tls, remote, address });
     // aedes types `req` as its own IncomingMessage subset; Node's satisfies it.
     this.broker.handle(guarded, req as never);
   }
 
   private async authenticate(client: Client, username: string | undefined, password: Buffer | undefined): Promise<Identity> {
     const remote = this.remoteOf(client);
-    const refuse = (returnCode: number, reason: string): never => {
+    const address = this.connections.get(client.conn as Duplex)?.address ?? '?';
+    const refuse = (returnCode: number, reason: string, quiet = false): never => {
       this.opts.intake.countRefusal('AUTH_FAILED');
-      this.logger.warn({ clientId: client.id, remote, reason }, 'connection refused');
+      if (!quiet) this.logger.warn({ clientId: client.id, remote, reason }, 'connection refused');
       const error = new Error(reason) as AuthenticateError;
       error.returnCode = returnCode;
       throw error;
@@ -109,21 +114,31 @@ export class MqttIngest {
     if (this.emptyIdPersistent.has(client)) {
       return refuse(CONNACK_IDENTIFIER_REJECTED, 'an empty client id needs clean session 1 (MQTT-3.1.3-8)');
     }
+    if (!this.opts.authThrottle.mayTry(address)) {
+      // Logged once, when the source became throttled: a guessing loop must not flood the log.
+      return refuse(CONNACK_NOT_AUTHORIZED, `too many failed logins from ${address}: one more is allowed every ${AUTH_FAILURE_INTERVAL_MS / 1000} s`, true);
+    }
+    const failed = (returnCode: number, reason: string): never => {
+      if (this.opts.authThrottle.failed(address)) {
+        this.logger.warn({ address, failures: AUTH_FAILURE_BURST }, 'too many failed logins: refusing this source without checking for a while');
+      }
+      return refuse(returnCode, reason);
+    };
     const tls = this.connections.get(client.conn as Duplex)?.tls;
     const certificate = tls?.authorized ? tls.getPeerCertificate() : undefined;
     const cn = certificate?.subject?.CN;
     if (typeof cn === 'string' && cn !== '') {
-      if (!this.opts.devices.get(cn)) return refuse(CONNACK_NOT_AUTHORIZED, `client certificate CN '${cn}' is not a registered device`);
-      if (username !== undefined && username !== cn) return refuse(CONNACK_BAD_CREDENTIALS, `username '${username}' differs from the client certificate's CN '${cn}'`);
+      if (!this.opts.devices.get(cn)) return failed(CONNACK_NOT_AUTHORIZED, `client certificate CN '${cn}' is not a registered device`);
+      if (username !== undefined && username !== cn) return failed(CONNACK_BAD_CREDENTIALS, `username '${username}' differs from the client certificate's CN '${cn}'`);
       return cn;
     }
     if (username !== undefined && this.opts.devices.get(username)) {
       if (await this.opts.devices.verifyPassword(username, password ?? '')) return username;
-      return refuse(CONNACK_BAD_CREDENTIALS, `wrong password for device '${username}'`);
+      return failed(CONNACK_BAD_CREDENTIALS, `wrong password for device '${username}'`);
     }
     if (this.opts.allowAnonymous) return null;
-    if (username !== undefined) return refuse(CONNACK_BAD_CREDENTIALS, `unknown device '${username}'`);
-    return refuse(CONNACK_NOT_AUTHORIZED, 'no credentials: this gateway requires a device username and password or a client certificate');
+    if (username !== undefined) return failed(CONNACK_BAD_CREDENTIALS, `unknown device '${username}'`);
+    return failed(CONNACK_NOT_AUTHORIZED, 'no credentials: this gateway requires a device username and password or a client certificate');
   }
 
   private async publish(client: Client | null, packet: PublishPacket): Promise<void> {

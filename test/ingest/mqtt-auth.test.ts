@@ -4,6 +4,7 @@ import type { IConnackPacket, ISubackPacket } from 'mqtt-packet';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { encodeReading } from '../../devices/payload-codec.js';
 import { loadProfiles } from '../../devices/profile.js';
+import { AUTH_FAILURE_BURST } from '../../src/ingest/auth-throttle.js';
 import { startGateway, WARN, writeRegistry, type LogLine } from '../helpers/gateway.js';
 import { RawMqtt } from '../helpers/raw-mqtt.js';
 import { waitFor } from '../helpers/wait.js';
@@ -79,6 +80,17 @@ describe('MQTT device identity', () => {
     ]);
     expect(JSON.stringify(logs)).not.toContain('wrong"'); // the secret is never logged
     expect(gateway.intake.stats().refused['AUTH_FAILED']).toBe(3);
+  });
+
+  it('stops checking credentials from a source after repeated failures, so guessing is slow and cheap to refuse', async () => {
+    const logs: LogLine[] = [];
+    const gateway = await registryGateway({}, logs);
+    const port = gateway.ports.mqtt;
+    for (let i = 0; i < AUTH_FAILURE_BURST; i++) expect(await connackCode(port, { clientId: `g${i}`, username: 'env-0001', password: `guess-${i}` })).toBe(4);
+    // Now even the right password is not checked from this address until it has waited.
+    expect(await connackCode(port, { clientId: 'right', username: 'env-0001', password: 'pw-env-0001-secret' })).toBe(5);
+    expect(logs.filter((l) => l.msg === 'too many failed logins: refusing this source without checking for a while')).toHaveLength(1);
+    expect(logs.filter((l) => l.msg === 'connection refused')).toHaveLength(AUTH_FAILURE_BURST);
   });
 
   it('refuses a publish under another device id: no PUBACK, the connection closes, nothing is stored', async () => {
