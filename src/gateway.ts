@@ -90,7 +90,7 @@ export class Gateway {
         closers.unshift(() => stopListening(server));
         mqttTlsPort = await listen(server, config.tls.mqttPort, host, 'MQTT over TLS', "config key 'tls.mqttPort'");
       }
-      const wsIngest = new WsIngest({ intake, devices: registry, allowAnonymous, logger, maxMessageBytes: config.log.topicDefaults.maxMessageBytes });
+      const wsIngest = new WsIngest({ intake, devices: registry, allowAnonymous, authThrottle, logger, maxMessageBytes: config.log.topicDefaults.maxMessageBytes });
       const http = await HttpServer.start({
         host,
         port: config.http.port,
