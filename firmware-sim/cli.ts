@@ -18,32 +18,35 @@ const EXIT_USAGE = 2;
 const EXIT_FAILED = 1;
 const STATUS_INTERVAL_MS = 1_000;
 
-const HELP = `firmware-sim: a fleet of simulated sensors that publish to an MQTT gateway like real firmware.
+const HELP = `firmware-sim: a fleet of simulated sensors that publish to a gateway like real firmware.
 
 Usage:
   firmware-sim [--gateway URL] [--devices N] [--rate R] [--duration S] [--qos 0|1]
                [--profile FILE]... [--seed N] [--report FILE] [more options below]
 
-Each device is its own MQTT 3.1.1 connection (client id and username device-0001, device-0002, ...)
-and publishes its readings to devices/{deviceId}/{stream}. It keeps unsent readings in a bounded
+Each device is its own connection: MQTT 3.1.1 (client id and username device-0001, device-0002,
+..., publishing to devices/{deviceId}/{stream}), or the gateway's WebSocket ingest (an auth frame
+with the device id, then publish frames; docs/ws-ingest.md). It keeps unsent readings in a bounded
 buffer while the gateway is unreachable (dropping the oldest when full, and counting the drops),
 reconnects with exponential backoff and jitter, and sends the buffer oldest-first when back.
 
 Run:
-  --gateway URL         mqtt://HOST:PORT, or ws://HOST:PORT/mqtt for MQTT over WebSocket
-                        (default mqtt://127.0.0.1:1883). The gateway's WebSocket ingest
-                        (ws://HOST:PORT/ingest) is not supported yet.
+  --gateway URL         mqtt://HOST:PORT (mqtts:// for TLS), ws://HOST:PORT/mqtt for MQTT over
+                        WebSocket, or ws://HOST:PORT/ingest for the gateway's WebSocket ingest
+                        (wss:// for TLS) (default mqtt://127.0.0.1:1883)
   --devices N           number of devices, 1 to 20000 (default 10)
   --rate R              readings per second per device, up to 1000; 0.1 is one every 10 s (default 1)
   --duration S          seconds each device samples for (default 60); the run also ramps up
                         first and drains its buffers at the end
-  --qos Q               MQTT QoS of every publish: 0 or 1 (default 1)
+  --qos Q               MQTT QoS of every publish: 0 or 1 (default 1); WebSocket ingest acks
+                        every reading, like QoS 1
   --seed N              integer 0 to 4294967295; the same seed gives the same readings (default: random,
                         printed in the summary and the report)
   --start-time T        simulated time of the first sample, ISO 8601 or ms since the epoch (default now);
                         with --seed it makes the timestamps reproducible too
   --report FILE         write a JSON report: counts sent, acknowledged, dropped, duplicated on purpose,
-                        and the ack latency histogram
+                        refused and dead-lettered by the gateway (WebSocket ingest), and the ack
+                        latency histogram
   --log-level LEVEL     fatal, error, warn, info, debug or silent; logs go to stderr (default warn)
   -h, --help            show this help
 
@@ -53,13 +56,16 @@ Devices:
   --format F            send every payload as json or edgebin, whatever the profile says
   --id-prefix P         client id prefix (default device-), letters, digits, '_', '.', '-'
   --password P          MQTT password of every device; {deviceId} is replaced by the device id
+  --token T             WebSocket ingest token of every device; {deviceId} is replaced by the device
+                        id; leave it out for anonymous devices
   --buffer N            readings a device buffers while it cannot send them (default 500)
-  --inflight N          unacknowledged publishes per device at once (default 16)
+  --inflight N          unacknowledged publishes per device at once, 1 to 1000 (default 16); over
+                        WebSocket ingest the readings ready at once go out as one batch frame
   --ramp N              new connections per second while the fleet starts (default 500)
   --reconnect-min-ms MS first reconnect delay before jitter (default 1000)
   --reconnect-max-ms MS longest reconnect delay before jitter (default 30000)
   --connect-timeout-ms MS  give up a connection attempt after this (default 10000)
-  --keepalive-s S       MQTT keep-alive in seconds, 0 to disable (default 60)
+  --keepalive-s S       MQTT keep-alive, or WebSocket ping interval, in seconds; 0 to disable (default 60)
   --drain-timeout-ms MS how long the end of the run waits for buffers to empty (default 10000)
 
 Fault injection (all off by default; P is a probability from 0 to 1):
@@ -76,8 +82,9 @@ While it runs on a terminal, one status line on stderr shows devices connected, 
 acknowledged, ack latency p50/p99, errors and readings buffered. Ctrl-C stops early and still
 prints the summary and writes the report.
 
-Example:
+Examples:
   firmware-sim --gateway mqtt://127.0.0.1:1883 --devices 500 --rate 2 --duration 60 --qos 1 --report run.json
+  firmware-sim --gateway ws://127.0.0.1:8080/ingest --devices 100 --token 'secret-{deviceId}'
 `;
 
 const OPTIONS = {
@@ -95,6 +102,7 @@ const OPTIONS = {
   format: { type: 'string' },
   'id-prefix': { type: 'string' },
   password: { type: 'string' },
+  token: { type: 'string' },
   buffer: { type: 'string' },
   inflight: { type: 'string' },
   ramp: { type: 'string' },
@@ -122,6 +130,7 @@ const FLAG_OF: Readonly<Record<string, string>> = {
   'faults.malformed': '--fault-malformed', 'faults.oversize': '--fault-oversize', 'faults.oversizeBytes': '--oversize-bytes',
   'faults.duplicate': '--fault-duplicate', 'faults.burst': '--fault-burst', 'faults.burstSize': '--burst-size',
   'faults.flap': '--fault-flap', 'faults.clockSkewMs': '--fault-clock-skew-s', profiles: '--profile',
+  password: '--password', token: '--token',
 };
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -189,6 +198,7 @@ export function parseCommandLine(argv: readonly string[]): { help: true } | { he
     ...defined('startTimeMs', startTimeFlag(values['start-time'])),
     ...defined('idPrefix', values['id-prefix']),
     ...defined('password', values.password),
+    ...defined('token', values.token),
     ...defined('bufferReadings', n('buffer')),
     ...defined('inflightMax', n('inflight')),
     ...defined('rampPerSecond', n('ramp')),

@@ -1,10 +1,11 @@
 import { performance } from 'node:perf_hooks';
-import mqtt from 'mqtt';
-import type { MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { encodeReading } from '../devices/payload-codec.js';
 import type { DeviceProfile } from '../devices/profile.js';
 import { backoffDelayMs } from './backoff.js';
+import { openIngestLink } from './ingest-link.js';
+import type { Link, LinkEvents, Outgoing, SendOutcome } from './link.js';
+import { openMqttLink } from './mqtt-link.js';
 import type { FleetConfig } from './options.js';
 import { deriveSeed, mulberry32 } from './prng.js';
 import type { Random } from './prng.js';
@@ -24,25 +25,30 @@ interface Pending {
 }
 
 type State = 'off' | 'connecting' | 'connected' | 'waiting' | 'stopped';
+type FaultKind = 'duplicated' | 'malformed' | 'oversize';
 
 /**
- * One simulated sensor: its signal, its bounded buffer of unsent readings and its own MQTT
- * connection, with reconnect backoff. Its state is a few fields and a lazily grown ring, so a
- * process holds thousands of them.
+ * One simulated sensor: its signal, its bounded buffer of unsent readings and its own connection
+ * to the gateway (MQTT or WebSocket ingest, see link.ts), with reconnect backoff. Its state is a
+ * few fields and a lazily grown ring, so a process holds thousands of them.
  */
 export class SimDevice {
   readonly id: string;
-  private readonly topics: readonly string[];
   private readonly generator: SignalGenerator;
   private readonly buffer: RingBuffer<Pending>;
   /** In send order, oldest first; at most config.inflightMax. */
   private inflight: Pending[] = [];
+  /** Readings the gateway refused for now (LOG_FULL, GATEWAY_CLOSING): sent again, oldest first, after a pause. */
+  private retry: Pending[] = [];
   private readonly net: Random;
-  private client: MqttClient | undefined;
+  private readonly json: boolean;
+  private link: Link | undefined;
   private state: State = 'off';
   private generation = 0;
   private attempt = 0;
+  private retryAttempt = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly config: FleetConfig,
@@ -54,10 +60,10 @@ export class SimDevice {
     startTimeMs: number,
   ) {
     this.id = id;
-    this.topics = profile.streams.map((s) => `devices/${id}/${s.name}`);
     this.generator = new SignalGenerator(profile, { seed: config.seed, deviceIndex: index, startTimeMs, clockSkewMaxMs: config.faults.clockSkewMs });
     this.buffer = new RingBuffer(config.bufferReadings);
     this.net = mulberry32(deriveSeed(config.seed, index, SEED_PURPOSE.network));
+    this.json = (config.format ?? profile.payloadFormat) === 'json';
   }
 
   get isConnected(): boolean {
@@ -66,7 +72,7 @@ export class SimDevice {
 
   /** Readings buffered or in flight. */
   get backlog(): number {
-    return this.buffer.length + this.inflight.length;
+    return this.buffer.length + this.retry.length + this.inflight.length;
   }
 
   /** Samples one reading at true time `nominalMs` and queues it, dropping the oldest if the buffer is full. */
@@ -93,53 +99,37 @@ export class SimDevice {
   connect(): void {
     if (this.state === 'stopped' || this.state === 'connecting' || this.state === 'connected') return;
     this.state = 'connecting';
-    const id = this.id;
-    const client = mqtt.connect(this.config.gateway, {
-      clientId: id,
-      username: id,
-      password: this.config.password?.replaceAll('{deviceId}', id),
-      protocolVersion: 4, // MQTT 3.1.1: what sensors speak and what the gateway's aedes accepts (DESIGN "Traps")
-      clean: true,
-      // The device owns reconnects (backoff with jitter) and its buffer; mqtt.js must not queue or retry on its own.
-      reconnectPeriod: 0,
-      queueQoSZero: false,
-      resubscribe: false,
-      connectTimeout: this.config.connectTimeoutMs,
-      keepalive: this.config.keepaliveS,
-    });
-    this.client = client;
-    client.on('connect', () => {
-      if (client !== this.client) return;
-      this.state = 'connected';
-      this.attempt = 0;
-      this.stats.connected++;
-      this.stats.connects++;
-      this.log.debug({ device: id }, 'connected');
-      this.pump();
-    });
-    client.on('error', (error: Error & { code?: string | number }) => {
-      if (client !== this.client) return;
-      this.stats.recordError(typeof error.code === 'string' ? error.code : error.message);
-    });
-    client.on('close', () => {
-      if (client !== this.client) return;
-      this.lost('connection closed');
-    });
+    const events: LinkEvents = {
+      open: () => {
+        if (link !== this.link) return;
+        this.state = 'connected';
+        this.attempt = 0;
+        this.stats.connected++;
+        this.stats.connects++;
+        this.log.debug({ device: this.id }, 'connected');
+        this.pump();
+      },
+      error: (code) => {
+        if (link === this.link) this.stats.recordError(code);
+      },
+      closed: (reason) => {
+        if (link === this.link) this.lost(reason);
+      },
+    };
+    const open = this.config.transport === 'ws-ingest' ? openIngestLink : openMqttLink;
+    const link = open(this.config, this.id, events);
+    this.link = link;
   }
 
   /** The connection is gone: requeue what was in flight, oldest first, and schedule a reconnect. */
   private lost(reason: string): void {
-    const client = this.client;
-    this.client = undefined;
+    const link = this.link;
+    this.link = undefined;
     this.generation++;
     if (this.state === 'connected') this.stats.connected--;
     else if (this.state === 'connecting') this.stats.recordError('CONNECT_FAILED');
     this.requeueInflight();
-    if (client !== undefined) {
-      client.removeAllListeners('connect');
-      client.removeAllListeners('close');
-      client.end(true); // flushes mqtt.js's own callbacks; they carry the old generation and are ignored
-    }
+    void link?.end(false, 0);
     if (this.state === 'stopped') return;
     this.state = 'waiting';
     const delayMs = backoffDelayMs(this.attempt++, this.config.backoff, this.net);
@@ -152,22 +142,40 @@ export class SimDevice {
   }
 
   private requeueInflight(): void {
+    this.requeueRetry();
     // Newest first, so the oldest ends at the front; a full buffer keeps the newest (drop oldest).
     for (let i = this.inflight.length - 1; i >= 0; i--) {
       const pending = this.inflight[i] as Pending;
       this.stats.inflight--;
-      const evicted = this.buffer.unshift(pending);
-      if (evicted === undefined) this.stats.buffered++;
-      else this.countDrop(evicted);
+      this.unshift(pending);
     }
     this.inflight = [];
   }
 
-  /** Sends buffered readings, oldest first, while the in-flight window has room. */
+  /** Puts the readings refused for now back in front of the buffer, oldest first. */
+  private requeueRetry(): void {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    for (let i = this.retry.length - 1; i >= 0; i--) {
+      this.stats.buffered--;
+      this.unshift(this.retry[i] as Pending);
+    }
+    this.retry = [];
+  }
+
+  private unshift(pending: Pending): void {
+    const evicted = this.buffer.unshift(pending);
+    if (evicted === undefined) this.stats.buffered++;
+    else this.countDrop(evicted);
+  }
+
+  /** Sends buffered readings, oldest first, while the in-flight window has room (one batch frame over WebSocket ingest). */
   private pump(): void {
-    const client = this.client;
-    // Bounded by the in-flight window, and by the buffer when QoS 0 callbacks come back synchronously.
-    while (this.state === 'connected' && client !== undefined && this.inflight.length < this.config.inflightMax && this.buffer.length > 0) {
+    const link = this.link;
+    if (this.state !== 'connected' || link === undefined || this.retryTimer !== undefined) return;
+    const batch: Pending[] = [];
+    const faults: { stream: number; payload: Buffer; json: boolean; kind: FaultKind }[] = [];
+    while (this.inflight.length < this.config.inflightMax && this.buffer.length > 0) {
       const pending = this.buffer.shift() as Pending;
       this.stats.buffered--;
       this.inflight.push(pending);
@@ -175,44 +183,78 @@ export class SimDevice {
       if (pending.sends === 0) this.stats.sent++;
       else this.stats.resent++;
       pending.sends++;
-      this.publish(client, pending);
-      if (pending.sends === 1 && this.net() < this.config.faults.duplicate) this.publishFault(client, pending.stream, pending.payload, 'duplicated');
-      if (this.config.faults.malformed > 0 && this.net() < this.config.faults.malformed) this.publishFault(client, pending.stream, corrupt(pending.payload), 'malformed');
-      if (this.config.faults.oversize > 0 && this.net() < this.config.faults.oversize) this.publishFault(client, pending.stream, oversized(this.config.faults.oversizeBytes), 'oversize');
+      pending.generation = this.generation;
+      batch.push(pending);
+      if (pending.sends === 1 && this.net() < this.config.faults.duplicate) faults.push({ stream: pending.stream, payload: pending.payload, json: this.json, kind: 'duplicated' });
+      if (this.config.faults.malformed > 0 && this.net() < this.config.faults.malformed) faults.push({ stream: pending.stream, payload: corrupt(pending.payload), json: false, kind: 'malformed' });
+      if (this.config.faults.oversize > 0 && this.net() < this.config.faults.oversize) faults.push({ stream: pending.stream, payload: oversized(this.config.faults.oversizeBytes), json: true, kind: 'oversize' });
     }
+    if (batch.length === 0) return;
+    const sentAtMs = performance.now();
+    for (const pending of batch) pending.sentAtMs = sentAtMs;
+    this.stats.published += batch.length;
+    link.send(
+      batch.map((p) => this.outgoing(p.stream, p.payload, this.json)),
+      (i, outcome) => this.settle(link, batch[i] as Pending, outcome),
+    );
+    for (const fault of faults) this.sendFault(link, fault.stream, fault.payload, fault.json, fault.kind);
   }
 
-  private publish(client: MqttClient, pending: Pending): void {
-    const generation = this.generation;
-    pending.generation = generation;
-    pending.sentAtMs = performance.now();
-    this.stats.published++;
-    client.publish(this.topics[pending.stream] as string, pending.payload, { qos: this.config.qos }, (error) => {
-      if (generation !== this.generation || pending.generation !== generation) return; // a lost connection already requeued it
-      if (error !== undefined && error !== null) return; // the close handler requeues it
-      const at = this.inflight.indexOf(pending);
-      if (at < 0) return;
-      this.inflight.splice(at, 1);
-      this.stats.inflight--;
-      if (this.config.qos === 1) {
-        this.stats.acknowledged++;
-        this.stats.publishAcks++;
-        this.stats.recordLatencyUs((performance.now() - pending.sentAtMs) * 1000);
+  private outgoing(stream: number, payload: Buffer, json: boolean): Outgoing {
+    return { stream: (this.profile.streams[stream] as { name: string }).name, payload, json };
+  }
+
+  /** How a reading's send ended: acknowledged, sent (QoS 0), or refused (WebSocket ingest). */
+  private settle(link: Link, pending: Pending, outcome: SendOutcome): void {
+    if (link !== this.link || pending.generation !== this.generation) return; // a lost connection already requeued it
+    const at = this.inflight.indexOf(pending);
+    if (at < 0) return;
+    this.inflight.splice(at, 1);
+    this.stats.inflight--;
+    if (outcome.kind === 'acked') {
+      this.retryAttempt = 0;
+      this.stats.acknowledged++;
+      this.stats.publishAcks++;
+      if (outcome.deadLetter !== undefined) {
+        this.stats.deadLettered++;
+        this.stats.publishDeadLettered++;
       }
+      this.stats.recordLatencyUs((performance.now() - pending.sentAtMs) * 1000);
+    } else if (outcome.kind === 'refused') {
+      this.stats.recordRefusal(outcome.code);
+      if (outcome.retryable) this.retryLater(pending);
+      else this.stats.rejected++; // never stored, and sending it again cannot change that
+    }
+    this.pump();
+  }
+
+  /** Holds a reading the gateway refused for now, and pauses sending for a backoff, as firmware would. */
+  private retryLater(pending: Pending): void {
+    this.retry.push(pending);
+    this.stats.buffered++;
+    if (this.retryTimer !== undefined) return;
+    const delayMs = backoffDelayMs(this.retryAttempt++, this.config.backoff, this.net);
+    this.retryTimer = setTimeout(() => {
+      this.requeueRetry();
       this.pump();
-    });
+    }, delayMs);
   }
 
   /** Fire-and-count extra publishes: they are not readings, so they are never buffered or resent. */
-  private publishFault(client: MqttClient, stream: number, payload: Buffer, kind: 'duplicated' | 'malformed' | 'oversize'): void {
+  private sendFault(link: Link, stream: number, payload: Buffer, json: boolean, kind: FaultKind): void {
     this.stats[kind]++;
     this.stats.published++;
     const generation = this.generation;
     const sentAtMs = performance.now();
-    client.publish(this.topics[stream] as string, payload, { qos: this.config.qos }, (error) => {
-      if (generation !== this.generation || (error !== undefined && error !== null) || this.config.qos !== 1) return;
-      this.stats.publishAcks++;
-      this.stats.recordLatencyUs((performance.now() - sentAtMs) * 1000);
+    link.send([this.outgoing(stream, payload, json)], (_i, outcome) => {
+      if (generation !== this.generation) return;
+      if (outcome.kind === 'acked') {
+        this.stats.publishAcks++;
+        if (outcome.deadLetter !== undefined) this.stats.publishDeadLettered++;
+        this.stats.recordLatencyUs((performance.now() - sentAtMs) * 1000);
+      } else if (outcome.kind === 'refused') {
+        this.stats.recordRefusal(outcome.code);
+      }
     });
   }
 
@@ -230,33 +272,19 @@ export class SimDevice {
     this.state = 'stopped';
     if (this.reconnectTimer !== undefined) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
-    const client = this.client;
-    this.client = undefined;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    const link = this.link;
+    this.link = undefined;
     this.generation++;
     if (wasConnected) this.stats.connected--;
-    this.stats.unsent += this.buffer.length + this.inflight.length;
-    this.stats.buffered -= this.buffer.length;
+    this.stats.unsent += this.buffer.length + this.retry.length + this.inflight.length;
+    this.stats.buffered -= this.buffer.length + this.retry.length;
     this.stats.inflight -= this.inflight.length;
     this.inflight = [];
+    this.retry = [];
     while (this.buffer.length > 0) this.buffer.shift();
-    if (client === undefined) return;
-    client.removeAllListeners('connect');
-    client.removeAllListeners('close');
-    if (!graceful || !wasConnected) {
-      client.end(true);
-      return;
-    }
-    // A DISCONNECT packet, as firmware going to sleep sends; bounded so a dead peer cannot hold us.
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        client.end(true);
-        resolve();
-      }, timeoutMs);
-      client.end(false, {}, () => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    await link?.end(graceful && wasConnected, timeoutMs);
   }
 }
 

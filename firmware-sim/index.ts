@@ -2,7 +2,7 @@
 export { Fleet } from './fleet.js';
 export type { FleetSnapshot } from './fleet.js';
 export { InvalidOptionError, resolveFleetOptions, deviceId, DEFAULT_FAULTS } from './options.js';
-export type { FaultOptions, FleetConfig, FleetOptions } from './options.js';
+export type { FaultOptions, FleetConfig, FleetOptions, Transport } from './options.js';
 export type { FleetReport } from './report.js';
 export type { LatencyReport } from './stats.js';
 export { SignalGenerator } from './signal.js';

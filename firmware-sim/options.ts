@@ -39,15 +39,19 @@ export interface FaultOptions {
   readonly clockSkewMs: number;
 }
 
+/** How devices reach the gateway: MQTT 3.1.1 (TCP, TLS or WebSocket), or edgelog's WebSocket ingest (JSON frames, docs/ws-ingest.md). */
+export type Transport = 'mqtt' | 'ws-ingest';
+
 /** Options of {@link Fleet}; only `gateway`, `devices`, `ratePerSecond` and `durationS` are required. */
 export interface FleetOptions {
-  /** mqtt://HOST:PORT, or ws://HOST:PORT/mqtt for MQTT over WebSocket. */
+  /** mqtt://HOST:PORT, ws://HOST:PORT/mqtt for MQTT over WebSocket, or ws://HOST:PORT/ingest for the gateway's WebSocket ingest (wss:// for TLS). */
   readonly gateway: string;
   readonly devices: number;
   /** Readings per second per device. */
   readonly ratePerSecond: number;
   /** Seconds each device samples for; the run also ramps up first and drains at the end. */
   readonly durationS: number;
+  /** MQTT QoS; WebSocket ingest acknowledges every reading, so only 1 goes with it. */
   readonly qos?: 0 | 1;
   /** Devices take these profiles in turn (device i gets profiles[i % n]); default: every shipped profile. */
   readonly profiles?: readonly DeviceProfile[];
@@ -61,14 +65,17 @@ export interface FleetOptions {
   readonly idPrefix?: string;
   /** MQTT password of every device; `{deviceId}` is replaced with the device's id. Default: none. */
   readonly password?: string;
+  /** WebSocket ingest token of every device; `{deviceId}` is replaced with the device's id. Default: none (anonymous). */
+  readonly token?: string;
   /** Readings a device keeps while it cannot send them; the oldest is dropped when full. */
   readonly bufferReadings?: number;
-  /** Publishes a device has outstanding (unacknowledged) at once. */
+  /** Publishes a device has outstanding (unacknowledged) at once; over WebSocket ingest they go out as batch frames. */
   readonly inflightMax?: number;
   /** New connections per second while the fleet starts. */
   readonly rampPerSecond?: number;
   readonly backoff?: Partial<BackoffPolicy>;
   readonly connectTimeoutMs?: number;
+  /** MQTT keep-alive; over WebSocket ingest, the interval of the pings that detect a dead connection. */
   readonly keepaliveS?: number;
   /** How long the end of a run waits for buffered readings to be sent. */
   readonly drainTimeoutMs?: number;
@@ -79,6 +86,7 @@ export interface FleetOptions {
 /** Validated, frozen options with every default filled in. */
 export interface FleetConfig {
   readonly gateway: string;
+  readonly transport: Transport;
   readonly devices: number;
   readonly ratePerSecond: number;
   readonly durationS: number;
@@ -89,6 +97,7 @@ export interface FleetConfig {
   readonly startTimeMs: number | undefined;
   readonly idPrefix: string;
   readonly password: string | undefined;
+  readonly token: string | undefined;
   readonly bufferReadings: number;
   readonly inflightMax: number;
   readonly rampPerSecond: number;
@@ -111,7 +120,7 @@ export const DEFAULT_BUFFER_READINGS = 500;
 export const MAX_BUFFER_READINGS = 1_000_000;
 /** Enough to keep a loopback link busy without letting one device hog the gateway's in-flight window. */
 export const DEFAULT_INFLIGHT_MAX = 16;
-/** MQTT packet ids are 16-bit; mqtt.js allocates them per client. */
+/** MQTT packet ids are 16-bit; mqtt.js allocates them per client. Also the gateway's readings per WebSocket ingest frame. */
 export const MAX_INFLIGHT = 1_000;
 /** Fast enough to start 5,000 devices in 10 s, slow enough that a gateway's accept queue keeps up. */
 export const DEFAULT_RAMP_PER_SECOND = 500;
@@ -137,10 +146,10 @@ function checkNumber(option: string, value: unknown, min: number, max: number, i
 }
 
 /**
- * Checks a gateway URL: mqtt://HOST:PORT, or ws(s)://HOST:PORT/mqtt (MQTT over WebSocket).
- * The gateway's own WebSocket ingest protocol is defined in a later issue, so it is refused by name.
+ * Checks a gateway URL: mqtt(s)://HOST:PORT, ws(s)://HOST:PORT/mqtt (MQTT over WebSocket) or
+ * ws(s)://HOST:PORT/ingest (the gateway's WebSocket ingest), and says which transport it means.
  */
-export function checkGatewayUrl(gateway: string): URL {
+export function checkGatewayUrl(gateway: string): { url: URL; transport: Transport } {
   let url: URL;
   try {
     url = new URL(gateway);
@@ -149,23 +158,24 @@ export function checkGatewayUrl(gateway: string): URL {
   }
   if (url.protocol === 'mqtt:' || url.protocol === 'mqtts:') {
     if (url.pathname !== '' && url.pathname !== '/') throw new InvalidOptionError('gateway', `an ${url.protocol}// URL has no path, got '${url.pathname}'`);
-    return url;
+    return { url, transport: 'mqtt' };
   }
   if (url.protocol === 'ws:' || url.protocol === 'wss:') {
-    if (url.pathname === '/mqtt') return url;
+    if (url.pathname === '/mqtt') return { url, transport: 'mqtt' };
+    if (url.pathname === '/ingest') return { url, transport: 'ws-ingest' };
     throw new InvalidOptionError(
       'gateway',
-      `'${gateway}' is a WebSocket URL but not MQTT over WebSocket: the gateway's WebSocket ingest (/ingest) is not supported yet; ` +
-        `use mqtt://HOST:PORT, or ${url.protocol}//${url.host}/mqtt for MQTT over WebSocket`,
+      `'${gateway}' is a WebSocket URL with path '${url.pathname}'; use ${url.protocol}//${url.host}/ingest for the gateway's WebSocket ingest ` +
+        `or ${url.protocol}//${url.host}/mqtt for MQTT over WebSocket`,
     );
   }
-  throw new InvalidOptionError('gateway', `protocol '${url.protocol}' is not supported; use mqtt://HOST:PORT or ws://HOST:PORT/mqtt`);
+  throw new InvalidOptionError('gateway', `protocol '${url.protocol}' is not supported; use mqtt://HOST:PORT, ws://HOST:PORT/ingest or ws://HOST:PORT/mqtt`);
 }
 
 /** Validates `options` and fills in defaults; throws {@link InvalidOptionError} naming the first bad option. */
 export function resolveFleetOptions(options: FleetOptions): FleetConfig {
   if (typeof options.gateway !== 'string') throw new InvalidOptionError('gateway', 'is required (mqtt://HOST:PORT)');
-  checkGatewayUrl(options.gateway);
+  const { transport } = checkGatewayUrl(options.gateway);
   const devices = checkNumber('devices', options.devices, 1, MAX_DEVICES, true);
   const ratePerSecond = checkNumber('ratePerSecond', options.ratePerSecond, 0.0001, MAX_RATE_PER_SECOND, false);
   const durationS = checkNumber('durationS', options.durationS, 0.001, MAX_DURATION_S, false);
@@ -175,6 +185,18 @@ export function resolveFleetOptions(options: FleetOptions): FleetConfig {
   }
   const qos = options.qos ?? 1;
   if (qos !== 0 && qos !== 1) throw new InvalidOptionError('qos', `must be 0 or 1, got ${JSON.stringify(qos)}`);
+  if (transport === 'ws-ingest' && qos !== 1) {
+    throw new InvalidOptionError('qos', 'is an MQTT setting: WebSocket ingest (/ingest) acknowledges every reading once it is durable, so leave it out or use 1');
+  }
+  if (transport === 'ws-ingest' && options.password !== undefined) {
+    throw new InvalidOptionError('password', 'is the MQTT password; WebSocket ingest (/ingest) devices authenticate with a token');
+  }
+  if (transport === 'mqtt' && options.token !== undefined) {
+    throw new InvalidOptionError('token', 'is for WebSocket ingest (ws://HOST:PORT/ingest); MQTT devices authenticate with a password');
+  }
+  if (options.token !== undefined && (typeof options.token !== 'string' || options.token === '')) {
+    throw new InvalidOptionError('token', 'must be a non-empty string (leave it out for anonymous devices)');
+  }
   if (options.format !== undefined && !PAYLOAD_FORMATS.includes(options.format)) {
     throw new InvalidOptionError('format', `must be one of ${PAYLOAD_FORMATS.join(', ')}, got ${JSON.stringify(options.format)}`);
   }
@@ -196,6 +218,7 @@ export function resolveFleetOptions(options: FleetOptions): FleetConfig {
   checkNumber('faults.clockSkewMs', faults.clockSkewMs, 0, MAX_CLOCK_SKEW_MS, true);
   return Object.freeze({
     gateway: options.gateway,
+    transport,
     devices,
     ratePerSecond,
     durationS,
@@ -206,6 +229,7 @@ export function resolveFleetOptions(options: FleetOptions): FleetConfig {
     startTimeMs,
     idPrefix,
     password: options.password,
+    token: options.token,
     bufferReadings: checkNumber('bufferReadings', options.bufferReadings ?? DEFAULT_BUFFER_READINGS, 1, MAX_BUFFER_READINGS, true),
     inflightMax: checkNumber('inflightMax', options.inflightMax ?? DEFAULT_INFLIGHT_MAX, 1, MAX_INFLIGHT, true),
     rampPerSecond: checkNumber('rampPerSecond', options.rampPerSecond ?? DEFAULT_RAMP_PER_SECOND, 1, 1_000_000, false),

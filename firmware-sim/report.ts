@@ -9,6 +9,7 @@ export interface FleetReport {
   readonly elapsedMs: number;
   readonly settings: {
     readonly gateway: string;
+    readonly transport: FleetConfig['transport'];
     readonly devices: number;
     readonly ratePerSecond: number;
     readonly durationS: number;
@@ -24,21 +25,28 @@ export interface FleetReport {
     readonly faults: FleetConfig['faults'];
   };
   /**
-   * Accounting of readings. With QoS 1, generated = acknowledged + dropped + unsent;
-   * with QoS 0 (no acks), generated = sent + dropped + unsent.
+   * Accounting of readings. With QoS 1, generated = acknowledged + dropped + unsent + rejected;
+   * with QoS 0 (no acks), generated = sent + dropped + unsent. Only WebSocket ingest rejects
+   * (MQTT 3.1.1 has no refusal on PUBACK) and says which acknowledged readings were dead-lettered.
    */
   readonly readings: {
     readonly generated: number;
     readonly sent: number;
     readonly acknowledged: number;
+    readonly deadLettered: number;
+    readonly rejected: number;
     readonly dropped: number;
     readonly droppedAfterSend: number;
     readonly unsent: number;
   };
-  /** Every PUBLISH packet and PUBACK, including resends and the faults injected on purpose. */
+  /** Every PUBLISH packet (or reading sent over WebSocket ingest) and its ack, including resends and the faults injected on purpose. */
   readonly publishes: {
     readonly total: number;
     readonly acknowledged: number;
+    readonly deadLettered: number;
+    /** Refusals answered by the gateway (WebSocket ingest), retryable ones included, by error code. */
+    readonly refused: number;
+    readonly refusedByCode: Readonly<Record<string, number>>;
     readonly resent: number;
     readonly duplicatedOnPurpose: number;
     readonly malformedOnPurpose: number;
@@ -51,10 +59,12 @@ export interface FleetReport {
 
 export function buildReport(config: FleetConfig, stats: FleetStats, run: { startedAt: string; elapsedMs: number; startTimeMs: number }): FleetReport {
   const done = config.qos === 1 ? stats.acknowledged : stats.sent;
-  const accounted = done + stats.dropped + stats.unsent;
+  const accounted = done + stats.dropped + stats.unsent + stats.rejected;
   if (accounted !== stats.generated) {
-    // A programmer's bug: every reading must end acknowledged, dropped (counted) or unsent (counted).
-    throw new Error(`edgelog invariant violated: readings generated ${stats.generated} != ${config.qos === 1 ? 'acknowledged' : 'sent'} ${done} + dropped ${stats.dropped} + unsent ${stats.unsent}`);
+    // A programmer's bug: every reading must end acknowledged, dropped, unsent or rejected (each counted).
+    throw new Error(
+      `edgelog invariant violated: readings generated ${stats.generated} != ${config.qos === 1 ? 'acknowledged' : 'sent'} ${done} + dropped ${stats.dropped} + unsent ${stats.unsent} + rejected ${stats.rejected}`,
+    );
   }
   return {
     tool: 'firmware-sim',
@@ -63,6 +73,7 @@ export function buildReport(config: FleetConfig, stats: FleetStats, run: { start
     elapsedMs: Math.round(run.elapsedMs),
     settings: {
       gateway: config.gateway,
+      transport: config.transport,
       devices: config.devices,
       ratePerSecond: config.ratePerSecond,
       durationS: config.durationS,
@@ -80,6 +91,8 @@ export function buildReport(config: FleetConfig, stats: FleetStats, run: { start
       generated: stats.generated,
       sent: stats.sent,
       acknowledged: stats.acknowledged,
+      deadLettered: stats.deadLettered,
+      rejected: stats.rejected,
       dropped: stats.dropped,
       droppedAfterSend: stats.droppedAfterSend,
       unsent: stats.unsent,
@@ -87,6 +100,9 @@ export function buildReport(config: FleetConfig, stats: FleetStats, run: { start
     publishes: {
       total: stats.published,
       acknowledged: stats.publishAcks,
+      deadLettered: stats.publishDeadLettered,
+      refused: stats.refused,
+      refusedByCode: Object.fromEntries(stats.refusedByCode),
       resent: stats.resent,
       duplicatedOnPurpose: stats.duplicated,
       malformedOnPurpose: stats.malformed,

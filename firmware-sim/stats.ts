@@ -14,16 +14,24 @@ export class FleetStats {
   generated = 0;
   /** Readings published at least once. */
   sent = 0;
-  /** Readings whose publish the broker acknowledged (QoS 1); each reading counts once. */
+  /** Readings whose publish the broker acknowledged (QoS 1, or a WebSocket ingest ack); each reading counts once. */
   acknowledged = 0;
+  /** The subset of `acknowledged` that the gateway stored in its dead-letter topic (WebSocket ingest says so in the ack). */
+  deadLettered = 0;
+  /** Readings the gateway refused for good (a WebSocket ingest error that is not retryable): never stored, not sent again. */
+  rejected = 0;
   /** Readings dropped from a full buffer, never acknowledged. */
   dropped = 0;
   /** The subset of `dropped` that had been published once without an ack, so the broker may have it. */
   droppedAfterSend = 0;
   /** Every PUBLISH packet handed to a connection: readings, resends, duplicates and faults. */
   published = 0;
-  /** Every PUBACK received, for readings, duplicates and faults alike. */
+  /** Every PUBACK (or reading acknowledged over WebSocket ingest) received, for readings, duplicates and faults alike. */
   publishAcks = 0;
+  /** The subset of `publishAcks` stored in the dead-letter topic. */
+  publishDeadLettered = 0;
+  /** Every refusal the gateway answered (WebSocket ingest error results), retryable or not, by code in `refusedByCode`. */
+  refused = 0;
   /** Publishes of a reading again after its connection was lost before the ack. */
   resent = 0;
   duplicated = 0;
@@ -41,6 +49,7 @@ export class FleetStats {
   /** Readings still buffered or in flight when the run ended. */
   unsent = 0;
   readonly errorsByCode = new Map<string, number>();
+  readonly refusedByCode = new Map<string, number>();
   readonly latency = newHistogram();
   /** Latencies since the last status line; reset by {@link FleetStats.takeInterval}. */
   private interval = newHistogram();
@@ -55,6 +64,12 @@ export class FleetStats {
   recordError(code: string): void {
     this.errors++;
     if (this.errorsByCode.has(code) || this.errorsByCode.size < 64) this.errorsByCode.set(code, (this.errorsByCode.get(code) ?? 0) + 1);
+  }
+
+  /** Bounded like recordError: refusal codes are the gateway's closed set of error codes. */
+  recordRefusal(code: string): void {
+    this.refused++;
+    if (this.refusedByCode.has(code) || this.refusedByCode.size < 64) this.refusedByCode.set(code, (this.refusedByCode.get(code) ?? 0) + 1);
   }
 
   /** p50 and p99 ack latency in ms since the previous call, then starts a new interval. */
@@ -91,7 +106,7 @@ export class FleetStats {
   }
 }
 
-/** Ack latency of a run (publish to PUBACK, QoS 1). */
+/** Ack latency of a run (publish to PUBACK at QoS 1, or publish frame to ack over WebSocket ingest). */
 export interface LatencyReport {
   readonly unit: 'ms';
   readonly count: number;

@@ -21,11 +21,15 @@ export function formatStatusLine(previous: FleetSnapshot, now: FleetSnapshot, la
 export function formatSummary(r: FleetReport): string {
   const s = r.settings;
   const lines = [
-    `firmware-sim: ${int(s.devices)} devices × ${s.ratePerSecond}/s for ${s.durationS} s to ${s.gateway} (QoS ${s.qos}, seed ${s.seed}, start time ${s.startTimeMs}) in ${(r.elapsedMs / 1000).toFixed(1)} s`,
-    `  readings   generated ${int(r.readings.generated)}, sent ${int(r.readings.sent)}, acknowledged ${int(r.readings.acknowledged)}, ` +
-      `dropped ${int(r.readings.dropped)} (${int(r.readings.droppedAfterSend)} after a send), unsent ${int(r.readings.unsent)}`,
+    `firmware-sim: ${int(s.devices)} devices × ${s.ratePerSecond}/s for ${s.durationS} s to ${s.gateway} (${s.transport === 'ws-ingest' ? 'WebSocket ingest' : `QoS ${s.qos}`}, seed ${s.seed}, start time ${s.startTimeMs}) in ${(r.elapsedMs / 1000).toFixed(1)} s`,
+    `  readings   generated ${int(r.readings.generated)}, sent ${int(r.readings.sent)}, acknowledged ${int(r.readings.acknowledged)}` +
+      (s.transport === 'ws-ingest' ? ` (${int(r.readings.deadLettered)} dead-lettered), rejected ${int(r.readings.rejected)}` : '') +
+      `, dropped ${int(r.readings.dropped)} (${int(r.readings.droppedAfterSend)} after a send), unsent ${int(r.readings.unsent)}`,
     `  publishes  ${int(r.publishes.total)} (acknowledged ${int(r.publishes.acknowledged)}, resent ${int(r.publishes.resent)}, ` +
       `duplicated ${int(r.publishes.duplicatedOnPurpose)}, malformed ${int(r.publishes.malformedOnPurpose)}, oversize ${int(r.publishes.oversizeOnPurpose)} on purpose)`,
+    ...(r.publishes.refused > 0
+      ? [`  refused    ${int(r.publishes.refused)} by the gateway (${Object.entries(r.publishes.refusedByCode).map(([k, v]) => `${k} ${v}`).join(', ')})`]
+      : []),
     `  rate       ${int(r.readings.generated / Math.max(r.elapsedMs / 1000, 0.001))} readings/s over the whole run`,
     `  ack        p50 ${ms(r.latency.p50)} ms, p90 ${ms(r.latency.p90)} ms, p99 ${ms(r.latency.p99)} ms, max ${ms(r.latency.max)} ms (${int(r.latency.count)} acks)`,
     `  network    ${int(r.connections.connects)} connects, ${int(r.connections.errors)} errors` +

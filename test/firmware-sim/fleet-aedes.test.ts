@@ -26,7 +26,7 @@ describe('Fleet against an in-process aedes broker', () => {
     const broker = await startAedes();
     const vibration = profile('motor-vibration'); // edgebin payloads
     const report = await new Fleet({ ...quick, gateway: broker.url, devices: 20, ratePerSecond: 20, durationS: 2, qos: 1, profiles: [vibration], seed: 11 }).run();
-    expect(report.readings).toEqual({ generated: 800, sent: 800, acknowledged: 800, dropped: 0, droppedAfterSend: 0, unsent: 0 });
+    expect(report.readings).toEqual({ generated: 800, sent: 800, acknowledged: 800, deadLettered: 0, rejected: 0, dropped: 0, droppedAfterSend: 0, unsent: 0 });
     expect(report.publishes.acknowledged).toBe(800);
     expect(report.connections.connects).toBe(20);
     expect(report.latency.count).toBe(800);

@@ -19,7 +19,7 @@ describe.skipIf(skipReason !== undefined)(`Fleet against Mosquitto${skipReason =
     const broker = await startMosquitto();
     const sub = await subscribe(broker.url, subscriberId());
     const report = await new Fleet({ ...quick, gateway: broker.url, devices: 25, ratePerSecond: 20, durationS: 2, seed: 21 }).run();
-    expect(report.readings).toEqual({ generated: 1000, sent: 1000, acknowledged: 1000, dropped: 0, droppedAfterSend: 0, unsent: 0 });
+    expect(report.readings).toEqual({ generated: 1000, sent: 1000, acknowledged: 1000, deadLettered: 0, rejected: 0, dropped: 0, droppedAfterSend: 0, unsent: 0 });
     await waitFor(() => sub.received.length >= report.publishes.acknowledged, 'the subscriber to receive every acknowledged publish');
     expect(sub.received.length).toBe(report.publishes.acknowledged);
     expect(distinctCount(readingsByDevice(sub.received, env))).toBe(1000);
