@@ -11,7 +11,8 @@ import { Gateway } from '../../src/gateway.js';
 import { CommitLog } from '../../src/index.js';
 import { AUTH_FAILURE_BURST } from '../../src/ingest/auth-throttle.js';
 import { MAX_READINGS_PER_FRAME } from '../../src/ingest/ws-frames.js';
-import { MAX_PENDING_READINGS, WsIngest } from '../../src/ingest/ws-ingest.js';
+import { MAX_PENDING_READINGS } from '../../src/ingest/ws-connection.js';
+import { WsIngest } from '../../src/ingest/ws-ingest.js';
 import { spawnTs } from '../helpers/process.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { waitFor } from '../helpers/wait.js';
@@ -306,6 +307,7 @@ describe('WebSocket ingest at /ingest', () => {
       expect(limit).toBeLessThan(1024 * 1024);
       client.send({ type: 'publish', stream: 'climate', payload: { pad: 'x'.repeat(limit) } });
       expect((await client.closed).code).toBe(1009);
+      expect(gateway.intake.stats().refused['RECORD_TOO_LARGE']).toBe(1);
       const again = await IngestClient.authed(gateway.ports.http, 'env-0005');
       expect(await again.client.request({ type: 'publish', stream: 'climate', payload: { n: 1 } })).toMatchObject({ type: 'ack' });
     });
