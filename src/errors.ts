@@ -24,7 +24,8 @@ export type ErrorCode =
   | 'UNMAPPED_TOPIC'
   | 'AUTH_FAILED'
   | 'NOT_AUTHORIZED'
-  | 'GATEWAY_CLOSING';
+  | 'GATEWAY_CLOSING'
+  | 'INTERNAL';
 
 /** Codes whose condition may clear by itself, so retrying the same call later can succeed. */
 const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['LOG_FULL', 'LOG_OVERLOADED', 'LOG_IO_ERROR', 'GATEWAY_CLOSING']);

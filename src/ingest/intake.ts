@@ -84,6 +84,11 @@ interface Planned {
  * The one path from a connection to the log, shared by MQTT and WebSocket ingest: ACL, decoding
  * by the device's profile (or the dead-letter topic), rate limit, the byte budget that turns a
  * slow log into TCP backpressure, and the append whose durable commit the ack waits for.
+ *
+ * The byte budget covers readings admitted and not yet committed. Readings still queued in a
+ * session (waiting for their turn) are bounded by the transport: aedes reads a client's socket
+ * again only once every packet of its last read is handled; WebSocket ingest pauses a connection
+ * past its own bound (ws-connection.ts).
  */
 export class Intake {
   private readonly budget: ByteBudget;

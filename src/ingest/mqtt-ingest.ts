@@ -132,12 +132,14 @@ export class MqttIngest {
       if (username !== undefined && username !== cn) return failed(CONNACK_BAD_CREDENTIALS, `username '${username}' differs from the client certificate's CN '${cn}'`);
       return cn;
     }
-    if (username !== undefined && this.opts.devices.get(username)) {
+    const registered = username !== undefined && this.opts.devices.get(username) !== undefined;
+    // With credentials required, an unknown username gets the same scrypt check as a known one
+    // (the registry verifies it against a dummy hash), so timing does not tell which ids exist.
+    if (username !== undefined && (registered || !this.opts.allowAnonymous)) {
       if (await this.opts.devices.verifyPassword(username, password ?? '')) return username;
-      return failed(CONNACK_BAD_CREDENTIALS, `wrong password for device '${username}'`);
+      return failed(CONNACK_BAD_CREDENTIALS, registered ? `wrong password for device '${username}'` : `unknown device '${username}'`);
     }
     if (this.opts.allowAnonymous) return null;
-    if (username !== undefined) return failed(CONNACK_BAD_CREDENTIALS, `unknown device '${username}'`);
     return failed(CONNACK_NOT_AUTHORIZED, 'no credentials: this gateway requires a device username and password or a client certificate');
   }
 

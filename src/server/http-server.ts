@@ -64,7 +64,12 @@ export class HttpServer {
         socket.end(`HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\nno WebSocket endpoint at ${path}; endpoints: ${[...wss.keys()].join(', ')}\n`);
         return;
       }
-      server.handleUpgrade(req, socket, head, (ws) => server.emit('connection', ws, req));
+      server.handleUpgrade(req, socket, head, (ws) => {
+        // ws emits 'error' for protocol violations (a frame over maxPayload: 1009, invalid
+        // UTF-8: 1007) and closes the socket itself; unheard, that event would end the process.
+        ws.on('error', (error) => logger.debug({ path, reason: error.message }, 'WebSocket closed on a protocol error'));
+        server.emit('connection', ws, req);
+      });
     };
     const onRequest = (req: IncomingMessage, res: import('node:http').ServerResponse) => {
       res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
