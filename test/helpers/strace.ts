@@ -1,5 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { onTestFinished } from 'vitest';
 
 export const STRACE = '/usr/bin/strace';
 /** strace is installed by .ci/run; in CI a missing strace is a failure, elsewhere the test is skipped. */
@@ -54,4 +58,47 @@ export function assertSyncedBeforeEachAck(events: Array<'sync' | 'page' | 'ack'>
     }
   }
   return acks;
+}
+
+export interface TracedGateway {
+  /** The trace file, complete once `stop()` has resolved. */
+  trace: string;
+  /** The gateway's `edgelog gateway started` log line. */
+  started: { mqttPort: number; httpPort: number; pid: number };
+  /** SIGTERM to the gateway, then waits for strace to exit. */
+  stop: () => Promise<void>;
+}
+
+/** Starts the gateway CLI under strace in a temporary folder; SIGKILLed by PID when the test finishes if still running. */
+export async function startTracedGateway(cli: string, dir: string): Promise<TracedGateway> {
+  const trace = join(dir, 'trace');
+  const strace = spawnTraced(trace, [process.execPath, '--import', 'tsx', cli, 'start', '--data-dir', join(dir, 'data'), '--mqtt-port', '0', '--http-port', '0']);
+  let gatewayPid: number | undefined;
+  onTestFinished(() => {
+    if (gatewayPid === undefined) return;
+    try {
+      process.kill(gatewayPid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  });
+  const started = await new Promise<TracedGateway['started']>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the gateway did not start under strace within 30 s')), 30_000);
+    createInterface({ input: strace.stdout! }).on('line', (line) => {
+      if (line.includes('edgelog gateway started')) {
+        clearTimeout(timer);
+        resolve(JSON.parse(line) as TracedGateway['started']);
+      }
+    });
+  });
+  gatewayPid = started.pid;
+  const exited = once(strace, 'exit');
+  return {
+    trace,
+    started,
+    stop: async () => {
+      process.kill(started.pid, 'SIGTERM');
+      await exited;
+    },
+  };
 }

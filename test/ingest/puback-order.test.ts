@@ -1,10 +1,7 @@
-import { once } from 'node:events';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
-import { describe, expect, it, onTestFinished } from 'vitest';
-import { assertSyncedBeforeEachAck, durabilityEvents, haveStrace, spawnTraced } from '../helpers/strace.js';
+import { describe, expect, it } from 'vitest';
+import { assertSyncedBeforeEachAck, durabilityEvents, haveStrace, startTracedGateway } from '../helpers/strace.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
@@ -13,37 +10,14 @@ const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 // the fsync of the transaction holding a reading comes before the socket write of its PUBACK.
 describe('PUBACK order', () => {
   (haveStrace ? it : it.skip)('fsyncs each reading before the socket write of its PUBACK', async () => {
-    const dir = tempDir();
-    const trace = join(dir, 'trace');
-    const strace = spawnTraced(trace, [process.execPath, '--import', 'tsx', CLI, 'start', '--data-dir', join(dir, 'data'), '--mqtt-port', '0', '--http-port', '0']);
-    let gatewayPid: number | undefined;
-    onTestFinished(() => {
-      if (gatewayPid !== undefined) {
-        try {
-          process.kill(gatewayPid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }
-    });
-    const started = await new Promise<{ mqttPort: number; pid: number }>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('the gateway did not start under strace within 30 s')), 30_000);
-      createInterface({ input: strace.stdout! }).on('line', (line) => {
-        if (line.includes('edgelog gateway started')) {
-          clearTimeout(timer);
-          resolve(JSON.parse(line) as { mqttPort: number; pid: number });
-        }
-      });
-    });
-    gatewayPid = started.pid;
+    const { trace, started, stop } = await startTracedGateway(CLI, tempDir());
     const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${started.mqttPort}`, { clientId: 'device-0001', reconnectPeriod: 0 });
     // The first publish creates the topic; then each publish is its own transaction, one at a time.
     await client.publishAsync('devices/device-0001/temperature', 'warm-up', { qos: 1 });
     await client.publishAsync('devices/device-0001/temperature', 'second', { qos: 1 });
     for (let n = 0; n < 5; n++) await client.publishAsync('devices/device-0001/temperature', `reading ${n}`, { qos: 1 });
     await client.endAsync();
-    process.kill(started.pid, 'SIGTERM');
-    await once(strace, 'exit');
+    await stop();
     // A PUBACK is 0x40 0x02 <message id>; aedes writes it as one writev of "@", "\2" and the id.
     const events = durabilityEvents(trace, /\b(write|writev|sendto|sendmsg)\(\d+, (\[\{iov_base=)?"@"?(, iov_len=1\}, \{iov_base=)?"?\\2/);
     // Skip the acks of the warm-up publish (which also created the topic) and the marker.

@@ -1,9 +1,6 @@
-import { once } from 'node:events';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it, onTestFinished } from 'vitest';
-import { assertSyncedBeforeEachAck, durabilityEvents, haveStrace, spawnTraced } from '../helpers/strace.js';
+import { describe, expect, it } from 'vitest';
+import { assertSyncedBeforeEachAck, durabilityEvents, haveStrace, startTracedGateway } from '../helpers/strace.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { IngestClient } from '../helpers/ws-ingest-client.js';
 
@@ -13,29 +10,7 @@ const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 // the fsync of the transaction holding a reading comes before the socket write of its ack frame.
 describe('WebSocket ingest ack order', () => {
   (haveStrace ? it : it.skip)('fsyncs each reading before the socket write of its ack frame', async () => {
-    const dir = tempDir();
-    const trace = join(dir, 'trace');
-    const strace = spawnTraced(trace, [process.execPath, '--import', 'tsx', CLI, 'start', '--data-dir', join(dir, 'data'), '--mqtt-port', '0', '--http-port', '0']);
-    let gatewayPid: number | undefined;
-    onTestFinished(() => {
-      if (gatewayPid !== undefined) {
-        try {
-          process.kill(gatewayPid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }
-    });
-    const started = await new Promise<{ httpPort: number; pid: number }>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('the gateway did not start under strace within 30 s')), 30_000);
-      createInterface({ input: strace.stdout! }).on('line', (line) => {
-        if (line.includes('edgelog gateway started')) {
-          clearTimeout(timer);
-          resolve(JSON.parse(line) as { httpPort: number; pid: number });
-        }
-      });
-    });
-    gatewayPid = started.pid;
+    const { trace, started, stop } = await startTracedGateway(CLI, tempDir());
     const { client, answer } = await IngestClient.authed(started.httpPort, 'device-0001');
     expect(answer.type).toBe('auth-ok');
     // The first publish creates the topic; then each publish is its own transaction, one at a time.
@@ -44,8 +19,7 @@ describe('WebSocket ingest ack order', () => {
     }
     client.ws.close();
     await client.closed;
-    process.kill(started.pid, 'SIGTERM');
-    await once(strace, 'exit');
+    await stop();
     // An ack is a text frame whose JSON starts {"type":"ack"; ws writes header and payload in one writev.
     const events = durabilityEvents(trace, /\b(write|writev|sendto|sendmsg)\(\d+, .*\{\\"type\\":\\"ack\\"/);
     let skipped = 0;
