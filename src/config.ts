@@ -6,6 +6,7 @@ import {
   DEFAULT_MIN_FREE_DISK_BYTES,
   DEFAULT_RETENTION_SCHEDULE,
 } from './log/commit-log.js';
+import { DEFAULT_TOPIC_RULES, topicRuleError, type TopicRule } from './ingest/topic-mapping.js';
 import { DEFAULT_TOPIC_CONFIG, MAX_MESSAGE_BYTES_LIMIT, MAX_PARTITIONS, type TopicConfig } from './log/topic-config.js';
 
 /**
@@ -52,6 +53,8 @@ export interface GatewayConfig {
     maxReadingsPerSecond: number;
     /** Readings a connection may send at once above its rate before it is slowed. */
     burstReadings: number;
+    /** MQTT topic → log topic and key, first match wins (src/ingest/topic-mapping.ts). */
+    topicRules: TopicRule[];
   };
   log: {
     /** Capacity of the log in stored bytes; -1 lets the disk be the limit. */
@@ -78,6 +81,7 @@ export const DEFAULT_CONFIG: Readonly<GatewayConfig> = deepFreeze({
     maxPendingBytes: 16 * 1024 * 1024,
     maxReadingsPerSecond: 0,
     burstReadings: 1000,
+    topicRules: DEFAULT_TOPIC_RULES.map((rule) => ({ ...rule })),
   },
   log: {
     maxLogBytes: -1,
@@ -86,6 +90,9 @@ export const DEFAULT_CONFIG: Readonly<GatewayConfig> = deepFreeze({
     topicDefaults: { ...DEFAULT_TOPIC_CONFIG },
   },
 });
+
+/** Topic rules are matched in turn for every publish: a bound on that work. */
+const MAX_TOPIC_RULES = 32;
 
 /** Environment variables that override config keys. */
 export const ENV_KEYS: Readonly<Record<string, string>> = {
@@ -204,6 +211,14 @@ function validate(c: GatewayConfig): void {
   int('ingest.maxPendingBytes', c.ingest.maxPendingBytes, 64 * 1024, Number.MAX_SAFE_INTEGER);
   int('ingest.maxReadingsPerSecond', c.ingest.maxReadingsPerSecond, 0, 1_000_000);
   int('ingest.burstReadings', c.ingest.burstReadings, 1, 1_000_000);
+  const rules: unknown = c.ingest.topicRules;
+  if (!Array.isArray(rules) || rules.length === 0 || rules.length > MAX_TOPIC_RULES) {
+    throw new EdgelogError('INVALID_CONFIG', `config key 'ingest.topicRules' must be a list of 1 to ${MAX_TOPIC_RULES} rules {match, topic, key}, got ${describeValue(rules)}`);
+  }
+  rules.forEach((rule, i) => {
+    const error = topicRuleError(rule);
+    if (error !== undefined) throw new EdgelogError('INVALID_CONFIG', `config key 'ingest.topicRules[${i}]': ${error}`);
+  });
   int('log.maxLogBytes', c.log.maxLogBytes, -1, Number.MAX_SAFE_INTEGER);
   int('log.minFreeDiskBytes', c.log.minFreeDiskBytes, 0, Number.MAX_SAFE_INTEGER);
   if (!validateCron(c.log.retentionSchedule)) {

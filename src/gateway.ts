@@ -11,6 +11,7 @@ import { EdgelogError } from './errors.js';
 import { AuthThrottle } from './ingest/auth-throttle.js';
 import { Intake } from './ingest/intake.js';
 import { MqttIngest } from './ingest/mqtt-ingest.js';
+import { TopicMapper } from './ingest/topic-mapping.js';
 import { WsIngest } from './ingest/ws-ingest.js';
 import { CommitLog, DEFAULT_MAX_PENDING_BYTES } from './log/commit-log.js';
 import { HttpServer } from './server/http-server.js';
@@ -75,7 +76,8 @@ export class Gateway {
     });
     const closers: (() => Promise<void>)[] = [() => log.close()];
     try {
-      const intake = new Intake({ log, devices: registry, logger: logger.child({ component: 'ingest' }), ...config.ingest });
+      const { topicRules, ...limits } = config.ingest;
+      const intake = new Intake({ log, devices: registry, mapper: new TopicMapper(topicRules), logger: logger.child({ component: 'ingest' }), ...limits });
       const maxPacketBytes = config.log.topicDefaults.maxMessageBytes + MQTT_PACKET_SLACK_BYTES;
       const authThrottle = new AuthThrottle();
       const mqtt = await MqttIngest.create({ intake, devices: registry, allowAnonymous, maxPacketBytes, authThrottle, logger });

@@ -55,4 +55,11 @@ describe('config', () => {
     expect(refusal(() => loadConfig({ env: { EDGELOG_ALLOW_ANONYMOUS: 'sure' } }))).toMatch(/must be true or false/);
     expect(refusal(() => loadConfig({ flags: { 'mqtt.port': 'x' } }))).toMatch(/flag --mqtt-port must be a number/);
   });
+  it('takes declared topic rules and refuses a bad one naming its index and what is wrong', () => {
+    const file = configFile("ingest:\n  topicRules:\n    - match: site/{site}/{deviceId}/{stream}\n      topic: '{site}.{stream}'\n      key: '{deviceId}'\n");
+    expect(loadConfig({ file }).ingest.topicRules).toEqual([{ match: 'site/{site}/{deviceId}/{stream}', topic: '{site}.{stream}', key: '{deviceId}' }]);
+    const bad = configFile("ingest:\n  topicRules:\n    - match: devices/{deviceId}/{stream}\n      topic: '{stream}'\n      key: '{deviceId}'\n    - match: site/{stream}\n      topic: '{stream}'\n      key: k\n");
+    expect(refusal(() => loadConfig({ file: bad }))).toMatch(/config key 'ingest\.topicRules\[1\]': 'match' must capture a \{deviceId\} level/);
+    expect(refusal(() => loadConfig({ file: configFile('ingest:\n  topicRules: {}\n') }))).toMatch(/'ingest\.topicRules' must be a list of 1 to 32 rules/);
+  });
 });

@@ -6,7 +6,7 @@ import type { AppendResult, CommitLog } from '../log/commit-log.js';
 import type { AppendRecord } from '../log/prepare-records.js';
 import { ByteBudget } from './byte-budget.js';
 import { newBucket, takeToken, type TokenBucket } from './token-bucket.js';
-import type { MappedTopic } from './topic-mapping.js';
+import type { MappedTopic, TopicMapper } from './topic-mapping.js';
 
 /** Readings that fail to decode or validate go here, with the reason in a header (never dropped). */
 export const DEADLETTER_TOPIC = '_deadletter';
@@ -32,6 +32,8 @@ export interface DeviceDirectory {
 export interface IntakeOptions {
   log: CommitLog;
   devices: DeviceDirectory;
+  /** The topic rules (config ingest.topicRules), shared by every transport. */
+  mapper: TopicMapper;
   logger: Logger;
   /** Bytes taken off sockets and not yet committed; past it sessions wait (config ingest.maxPendingBytes). */
   maxPendingBytes: number;
@@ -100,8 +102,10 @@ export class Intake {
   private idle: (() => void) | null = null;
   private closing: Promise<void> | null = null;
   readonly now: () => number;
+  readonly mapper: TopicMapper;
 
   constructor(readonly opts: IntakeOptions) {
+    this.mapper = opts.mapper;
     this.budget = new ByteBudget(opts.maxPendingBytes);
     this.now = opts.now ?? Date.now;
   }

@@ -8,7 +8,6 @@ import { EdgelogError } from '../errors.js';
 import type { DeviceDirectory, Intake, IntakeSession } from './intake.js';
 import { AUTH_FAILURE_BURST, AUTH_FAILURE_INTERVAL_MS, type AuthThrottle } from './auth-throttle.js';
 import { guardPacketSize } from './packet-size-guard.js';
-import { mapDefaultTopic } from './topic-mapping.js';
 
 /** What MQTT authentication needs of the device registry (devices/registry.ts). */
 export interface DeviceVerifier extends DeviceDirectory {
@@ -145,7 +144,7 @@ export class MqttIngest {
 
   private async publish(client: Client | null, packet: PublishPacket): Promise<void> {
     if (!client) return; // the broker's own publishes ($SYS) are not readings
-    const mapped = mapDefaultTopic(packet.topic);
+    const mapped = this.opts.intake.mapper.map(packet.topic);
     if (typeof mapped === 'string') {
       // MQTT 3.1.1 has no reason code on PUBACK: refusing closes the connection, and the warning says why.
       this.opts.intake.countRefusal('UNMAPPED_TOPIC');

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { RawData, WebSocket } from 'ws';
 import { EdgelogError } from '../errors.js';
 import type { Intake, IntakeSession, StoredReading } from './intake.js';
-import { mapReading, type MappedTopic } from './topic-mapping.js';
+import type { MappedTopic } from './topic-mapping.js';
 import {
   AUTH_FRAME_SHAPE,
   MAX_READINGS_PER_FRAME,
@@ -185,7 +185,7 @@ export class IngestConnection {
     // Every reading is mapped before any is submitted, so a bad stream name refuses the frame whole.
     const mapped: MappedTopic[] = [];
     for (const [i, reading] of frame.readings.entries()) {
-      const m = mapReading(this.deviceId, reading.stream);
+      const m = this.owner.intake.mapper.mapReading(this.deviceId, reading.stream);
       if (typeof m === 'string') {
         const where = frame.readings.length > 1 ? `readings[${i}]: ` : '';
         return this.refuseFrame(frame.id, 'UNMAPPED_TOPIC', `${where}${m}; nothing of this frame was stored`);

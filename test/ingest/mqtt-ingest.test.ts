@@ -1,3 +1,5 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
 import { pino } from 'pino';
@@ -34,6 +36,18 @@ describe('MQTT ingest', () => {
     expect(record).toMatchObject({ offset: 0, key: 'device-0001' });
     expect(record!.value.toString()).toBe('{"c":21.5}');
     expect(record!.headers).toMatchObject({ 'mqtt-topic': 'devices/device-0001/temperature', 'device-id': 'device-0001' });
+  });
+
+  it('follows topic rules declared in the config file', async () => {
+    const file = join(tempDir(), 'rules.yaml');
+    writeFileSync(file, "ingest:\n  topicRules:\n    - match: site/{site}/{deviceId}/{stream}\n      topic: '{site}-{stream}'\n      key: '{deviceId}'\n");
+    const config = loadConfig({ file, flags: { dataDir: tempDir(), 'mqtt.port': '0', 'http.port': '0' } });
+    const gateway = await Gateway.start(config, pino({ level: 'silent' }));
+    onTestFinished(() => gateway.close());
+    const client = await connect(gateway.ports.mqtt, 'device-0007');
+    await client.publishAsync('site/north/device-0007/climate', 'v', { qos: 1 });
+    expect(gateway.log.listTopics()).toEqual(['north-climate']);
+    expect(gateway.log.read('north-climate', 0, 0).records[0]).toMatchObject({ key: 'device-0007' });
   });
 
   it('keeps each device in order in its partition', async () => {

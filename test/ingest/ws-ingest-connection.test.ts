@@ -7,6 +7,7 @@ import { MAX_PENDING_FRAMES, MAX_PENDING_READINGS } from '../../src/ingest/ws-co
 import { WsIngest, wsIngestFrameBytesMax } from '../../src/ingest/ws-ingest.js';
 import { MAX_READINGS_PER_FRAME } from '../../src/ingest/ws-frames.js';
 import { HttpServer } from '../../src/server/http-server.js';
+import { TopicMapper } from '../../src/ingest/topic-mapping.js';
 import { openTestLog } from '../helpers/log.js';
 import { waitFor } from '../helpers/wait.js';
 import { IngestClient } from '../helpers/ws-ingest-client.js';
@@ -15,7 +16,7 @@ import { IngestClient } from '../helpers/ws-ingest-client.js';
 async function startIngest(opts: { authTimeoutMs?: number; maxPendingBytes?: number } = {}): Promise<{ port: number; ingest: WsIngest; intake: Intake }> {
   const logger = pino({ level: 'silent' });
   const log = await openTestLog();
-  const intake = new Intake({ log, devices: DeviceRegistry.empty(), logger, maxPendingBytes: opts.maxPendingBytes ?? 16 * 1024 * 1024, maxReadingsPerSecond: 0, burstReadings: 1000 });
+  const intake = new Intake({ log, devices: DeviceRegistry.empty(), mapper: new TopicMapper(), logger, maxPendingBytes: opts.maxPendingBytes ?? 16 * 1024 * 1024, maxReadingsPerSecond: 0, burstReadings: 1000 });
   const ingest = new WsIngest({ intake, devices: DeviceRegistry.empty(), allowAnonymous: true, authThrottle: new AuthThrottle(), logger, maxMessageBytes: 1024 * 1024, ...(opts.authTimeoutMs ? { authTimeoutMs: opts.authTimeoutMs } : {}) });
   const http = await HttpServer.start({ host: '127.0.0.1', port: 0, logger, routes: [{ path: '/ingest', handler: (ws, req) => ingest.handle(ws, req), maxPayloadBytes: ingest.maxFrameBytes }] });
   onTestFinished(async () => {
