@@ -5,6 +5,7 @@ export { InvalidOptionError, resolveFleetOptions, deviceId, DEFAULT_FAULTS } fro
 export type { FaultOptions, FleetConfig, FleetOptions, Transport } from './options.js';
 export type { FleetReport } from './report.js';
 export type { LatencyReport } from './stats.js';
+export { LATENCY_US_MAX, newHistogram } from './stats.js';
 export { SignalGenerator } from './signal.js';
 export type { GeneratedReading, SignalOptions } from './signal.js';
 export { backoffDelayMs, DEFAULT_BACKOFF } from './backoff.js';

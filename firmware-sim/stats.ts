@@ -2,9 +2,10 @@ import * as hdr from 'hdr-histogram-js';
 import type { Histogram } from 'hdr-histogram-js';
 
 /** Ack latencies are recorded in microseconds; two minutes is beyond any connect timeout, so nothing valid is clipped. */
-const LATENCY_US_MAX = 120_000_000;
+export const LATENCY_US_MAX = 120_000_000;
 
-function newHistogram(): Histogram {
+/** An ack-latency histogram in microseconds, 1 µs to {@link LATENCY_US_MAX}, 3 significant digits. */
+export function newHistogram(): Histogram {
   return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: LATENCY_US_MAX, numberOfSignificantValueDigits: 3 });
 }
 

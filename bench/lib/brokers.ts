@@ -1,12 +1,13 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
-import { tmpdir, userInfo } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { acceptsConnections, freePort, MOSQUITTO_BIN, mosquittoConfig } from '../../test/helpers/loopback.js';
 import { cpuSeconds, memoryBytes } from './proc-stats.js';
 
-export const MOSQUITTO_BIN = '/usr/sbin/mosquitto';
+export { freePort, MOSQUITTO_BIN } from '../../test/helpers/loopback.js';
+
 const REPO_ROOT = join(import.meta.dirname, '..', '..');
 const START_TIMEOUT_MS = 30_000;
 /** SIGTERM first (a clean shutdown); SIGKILL by PID if it has not exited by then. */
@@ -27,26 +28,6 @@ export interface BrokerProcess {
   stop(): Promise<void>;
   /** Removes its temporary folder; call after stop (and after checking the data). */
   cleanup(): void;
-}
-
-/** A free TCP port on 127.0.0.1, for Mosquitto, which cannot listen on port 0 and report the port back. */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
-
-async function acceptsConnections(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createConnection({ host: '127.0.0.1', port }, () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
 }
 
 function tracked(name: BrokerProcess['name'], child: ChildProcess, port: number, dir: string, dataDir: string | undefined, output: () => string): BrokerProcess {
@@ -151,23 +132,7 @@ export async function startMosquitto(extraConfig: readonly string[] = []): Promi
   const dir = mkdtempSync(join(tmpdir(), 'edgelog-bench-mosquitto-'));
   const port = await freePort();
   const config = join(dir, 'mosquitto.conf');
-  writeFileSync(
-    config,
-    [
-      `listener ${port} 127.0.0.1`,
-      // Started as root, Mosquitto would drop to user 'mosquitto'; stay who we are.
-      `user ${userInfo().username}`,
-      'allow_anonymous true',
-      'max_queued_messages 100000000',
-      'max_inflight_messages 0',
-      'max_connections -1',
-      'persistence false',
-      'log_dest stderr',
-      'log_type error',
-      ...extraConfig,
-      '',
-    ].join('\n'),
-  );
+  writeFileSync(config, mosquittoConfig(port, ['persistence false', ...extraConfig]));
   const child = spawn(MOSQUITTO_BIN, ['-c', config], { stdio: ['ignore', 'pipe', 'pipe'] });
   const output = keepTail(child);
   const deadline = Date.now() + START_TIMEOUT_MS;

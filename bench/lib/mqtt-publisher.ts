@@ -1,11 +1,9 @@
 import { performance } from 'node:perf_hooks';
-import * as hdr from 'hdr-histogram-js';
-import type { Histogram } from 'hdr-histogram-js';
 import mqtt from 'mqtt';
 import type { MqttClient } from 'mqtt';
 import { encodeReading } from '../../devices/payload-codec.js';
 import { loadProfiles } from '../../devices/profile.js';
-import { SignalGenerator } from '../../firmware-sim/index.js';
+import { LATENCY_US_MAX, newHistogram, SignalGenerator } from '../../firmware-sim/index.js';
 
 /**
  * Why this exists next to firmware-sim: firmware-sim is a device simulator, capped at 1,000
@@ -23,7 +21,6 @@ const PAYLOADS_PER_DEVICE = 256;
 const PACE_TICK_MS = 5;
 /** Paced mode owes at most this many seconds of readings per device; past it readings are shed (counted). */
 const OWED_MAX_S = 1;
-const LATENCY_US_MAX = 120_000_000;
 const CONNECT_TIMEOUT_MS = 10_000;
 const RECONNECT_MS = 500;
 
@@ -50,9 +47,6 @@ interface DeviceConn {
   connected: boolean;
 }
 
-function histogram(): Histogram {
-  return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: LATENCY_US_MAX, numberOfSignificantValueDigits: 3 });
-}
 
 /** A fleet-shaped MQTT publisher for throughput runs; counts publishes and PUBACKs and records ack latency. */
 export class BenchPublisher {
@@ -63,7 +57,7 @@ export class BenchPublisher {
   shed = 0;
   private readonly devices: DeviceConn[] = [];
   /** Ack latency in microseconds since the start, as firmware-sim's FleetStats.latency. */
-  readonly latency = histogram();
+  readonly latency = newHistogram();
   private pacer: NodeJS.Timeout | undefined;
   private stopped = false;
   private started = false;

@@ -1,13 +1,14 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
-import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { onTestFinished } from 'vitest';
+import { acceptsConnections, freePort, MOSQUITTO_BIN, mosquittoConfig } from './loopback.js';
 import { tempDir } from './temp-dir.js';
 
-export const MOSQUITTO_BIN = '/usr/sbin/mosquitto';
+export { freePort } from './loopback.js';
+
+export { MOSQUITTO_BIN } from './loopback.js';
 
 /**
  * Why Mosquitto tests cannot run here, or undefined when they can. In CI (CI=true) a missing
@@ -17,26 +18,6 @@ export function mosquittoSkipReason(): string | undefined {
   if (existsSync(MOSQUITTO_BIN)) return undefined;
   if (process.env['CI'] === 'true') throw new Error(`${MOSQUITTO_BIN} is missing in CI: .ci/run must install the mosquitto package`);
   return `${MOSQUITTO_BIN} is not installed (apt-get install mosquitto); skipping the Mosquitto tests`;
-}
-
-/** A free TCP port on 127.0.0.1 (Mosquitto needs a number in its config, it cannot report port 0 back). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
-
-async function acceptsConnections(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createConnection({ host: '127.0.0.1', port }, () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
 }
 
 export interface MosquittoBroker {
@@ -58,23 +39,7 @@ export async function startMosquitto(): Promise<MosquittoBroker> {
   const dir = tempDir('edgelog-mosquitto-');
   const port = await freePort();
   const config = join(dir, 'mosquitto.conf');
-  writeFileSync(
-    config,
-    [
-      `listener ${port} 127.0.0.1`,
-      // Started as root, Mosquitto drops to user 'mosquitto', which cannot write our 0700 temp folder.
-      `user ${userInfo().username}`,
-      'allow_anonymous true',
-      'max_queued_messages 100000000',
-      'max_inflight_messages 0',
-      'max_connections -1',
-      'persistence true',
-      `persistence_location ${dir}/`,
-      'log_dest stderr',
-      'log_type error',
-      '',
-    ].join('\n'),
-  );
+  writeFileSync(config, mosquittoConfig(port, ['persistence true', `persistence_location ${dir}/`]));
   let child: ChildProcess | undefined;
   let stderr = '';
   const broker: MosquittoBroker = {
