@@ -82,12 +82,12 @@ export class Gateway {
       const authThrottle = new AuthThrottle();
       const mqtt = await MqttIngest.create({ intake, devices: registry, allowAnonymous, maxPacketBytes, authThrottle, logger });
       closers.unshift(() => mqtt.close());
-      const mqttServers: Server[] = [createNetServer((socket) => mqtt.handle(socket))];
+      const mqttServers: Server[] = [createNetServer({ noDelay: true }, (socket) => mqtt.handle(socket))];
       closers.unshift(() => stopListening(mqttServers[0]!));
       const mqttPort = await listen(mqttServers[0]!, config.mqtt.port, host, 'MQTT', '--mqtt-port');
       let mqttTlsPort: number | null = null;
       if (tls) {
-        const server = createTlsServer({ cert: tls.cert, key: tls.key, ...(tls.ca ? { ca: tls.ca, requestCert: true, rejectUnauthorized: false } : {}) }, (socket) => mqtt.handle(socket));
+        const server = createTlsServer({ noDelay: true, cert: tls.cert, key: tls.key, ...(tls.ca ? { ca: tls.ca, requestCert: true, rejectUnauthorized: false } : {}) }, (socket) => mqtt.handle(socket));
         mqttServers.push(server);
         closers.unshift(() => stopListening(server));
         mqttTlsPort = await listen(server, config.tls.mqttPort, host, 'MQTT over TLS', "config key 'tls.mqttPort'");

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -71,19 +71,30 @@ function keepTail(child: ChildProcess): () => string {
   return () => tail;
 }
 
+const built = new Set<string>();
+
+function buildOnce(root: string): void {
+  if (built.has(root)) return;
+  execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')], { cwd: root, stdio: 'inherit' });
+  built.add(root);
+}
+
 /**
- * Starts the gateway from source (`edgelog start` under tsx) with a fresh data folder and
- * `--mqtt-port 0`, and reads the port from its `edgelog gateway started` log line. The default
- * configuration (no credentials) accepts anonymous clients on loopback, which is all the benchmark needs.
+ * Starts the gateway as `npm start` runs it, compiled (`tsc -p tsconfig.build.json` first, so the
+ * build is of the source being measured; tsx's loader would add its own CPU and memory, and its
+ * source maps make every Error costly), with a fresh data folder and `--mqtt-port 0`, and reads the
+ * port from its `edgelog gateway started` log line. The default configuration (no credentials)
+ * accepts anonymous clients on loopback, which is all the benchmark needs.
  * `sourceRoot` runs another checkout's gateway (to compare two versions with the same load).
  */
 export async function startGateway(options: { cpuProfileDir?: string | undefined; sourceRoot?: string | undefined } = {}): Promise<BrokerProcess> {
   const root = options.sourceRoot ?? REPO_ROOT;
   const dir = mkdtempSync(join(tmpdir(), 'edgelog-bench-ingest-'));
   const dataDir = join(dir, 'data');
-  const nodeArgs = ['--import', 'tsx'];
+  buildOnce(root);
+  const nodeArgs: string[] = [];
   if (options.cpuProfileDir !== undefined) nodeArgs.push('--cpu-prof', '--cpu-prof-dir', options.cpuProfileDir);
-  const child = spawn(process.execPath, [...nodeArgs, join(root, 'src/cli/main.ts'), 'start', '--data-dir', dataDir, '--mqtt-port', '0'], {
+  const child = spawn(process.execPath, [...nodeArgs, join(root, 'dist/src/cli/main.js'), 'start', '--data-dir', dataDir, '--mqtt-port', '0'], {
     cwd: root,
     // Our own settings only (an EDGELOG_* variable of the shell would change what is measured); an
     // HTTP port of 0 so the gateway's HTTP listener never meets a port in use (older versions ignore it).

@@ -18,18 +18,25 @@ export const DEFAULT_TOPIC_RULES: readonly TopicRule[] = Object.freeze([Object.f
 /** Where one reading goes in the log. */
 export interface MappedTopic {
   /** The log topic. */
-  topic: string;
+  readonly topic: string;
   /** The record key. */
-  key: string;
-  deviceId: string;
+  readonly key: string;
+  readonly deviceId: string;
   /** The profile stream the payload is decoded as: the `{stream}` level, else the log topic. */
-  stream: string;
+  readonly stream: string;
 }
 
 /** A stream is one topic level and usually names a log topic: Kafka's topic-name characters. */
 const STREAM_NAME = /^[A-Za-z0-9._-]{1,249}$/;
 const PLACEHOLDER = /^\{([A-Za-z][A-Za-z0-9]*)\}$/;
 const TEMPLATE_NAMES = /\{([^{}]*)\}/g;
+
+/**
+ * MQTT topics whose mapping is remembered: a device publishes to the same few topics again and
+ * again, so mapping is a lookup after its first reading. Bounded (memory contract): when full, the
+ * cache starts over (a 1,000-device fleet with a few streams each fits many times over).
+ */
+export const MAP_CACHE_ENTRIES = 16_384;
 
 /** Why a rule is not valid, naming the field and what is allowed; undefined when it is. */
 export function topicRuleError(rule: unknown): string | undefined {
@@ -68,6 +75,7 @@ interface CompiledRule {
 /** Maps MQTT topics (and WebSocket readings) to log topics and keys by the first matching rule. */
 export class TopicMapper {
   private readonly compiled: readonly CompiledRule[];
+  private readonly cache = new Map<string, MappedTopic | string>();
 
   /** `rules` must be valid ({@link topicRuleError}); config validation checks them at start-up. */
   constructor(rules: readonly TopicRule[] = DEFAULT_TOPIC_RULES) {
@@ -80,8 +88,24 @@ export class TopicMapper {
     }));
   }
 
+  /** MQTT topics whose mapping is remembered (at most MAP_CACHE_ENTRIES). */
+  get cachedTopics(): number {
+    return this.cache.size;
+  }
+
   /** Where a publish to `mqttTopic` goes, or the reason it is refused (UNMAPPED_TOPIC). */
   map(mqttTopic: string): MappedTopic | string {
+    let mapped = this.cache.get(mqttTopic);
+    if (mapped === undefined) {
+      if (this.cache.size >= MAP_CACHE_ENTRIES) this.cache.clear();
+      mapped = this.mapUncached(mqttTopic);
+      // Refusals are not cached: topics that map nowhere are the ones a client can invent without end.
+      if (typeof mapped !== 'string') this.cache.set(mqttTopic, mapped);
+    }
+    return mapped;
+  }
+
+  private mapUncached(mqttTopic: string): MappedTopic | string {
     const levels = mqttTopic.split('/');
     for (const { rule, levels: pattern } of this.compiled) {
       if (pattern.length !== levels.length) continue;
@@ -112,7 +136,8 @@ export class TopicMapper {
       return `log topic '${clip(topic)}' (from '${rule.topic}') must be 1 to 249 of a-z A-Z 0-9 . _ -`;
     }
     if (topic.startsWith('_')) return `log topic '${topic}' may not start with '_': such topics are the gateway's own`;
-    return { topic, key: fill(rule.key), deviceId, stream: captures.get('stream') ?? topic };
+    // Frozen: one mapping is shared by every reading published to the same MQTT topic.
+    return Object.freeze({ topic, key: fill(rule.key), deviceId, stream: captures.get('stream') ?? topic });
   }
 }
 

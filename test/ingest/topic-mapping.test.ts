@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { TopicMapper, topicRuleError } from '../../src/ingest/topic-mapping.js';
+import { MAP_CACHE_ENTRIES, TopicMapper, topicRuleError } from '../../src/ingest/topic-mapping.js';
 
 describe('topic rules', () => {
   const defaults = new TopicMapper();
@@ -45,5 +45,17 @@ describe('topic rules', () => {
     [{ match: 'devices/{deviceId}', topic: '{stream}', key: 'k' }, /'topic' uses \{stream\}, which 'match' does not capture \(it captures \{deviceId\}\)/],
   ])('refuses the rule %j naming what is wrong', (rule, reason) => {
     expect(topicRuleError(rule)).toMatch(reason);
+  });
+
+  it('remembers mappings up to a bound, never refusals, and answers the same after starting over', () => {
+    const mapper = new TopicMapper();
+    const first = mapper.map('devices/d-0/temperature');
+    expect(mapper.map('devices/d-0/temperature')).toBe(first);
+    expect(Object.isFrozen(first)).toBe(true);
+    for (let i = 0; i < 100; i++) expect(mapper.map(`nowhere/${i}`)).toMatch(/does not match/);
+    expect(mapper.cachedTopics).toBe(1);
+    for (let i = 1; i <= MAP_CACHE_ENTRIES; i++) mapper.map(`devices/d-${i}/temperature`);
+    expect(mapper.cachedTopics).toBeLessThanOrEqual(MAP_CACHE_ENTRIES);
+    expect(mapper.map('devices/d-0/temperature')).toEqual({ topic: 'temperature', key: 'd-0', deviceId: 'd-0', stream: 'temperature' });
   });
 });
