@@ -25,10 +25,14 @@ export type ErrorCode =
   | 'AUTH_FAILED'
   | 'NOT_AUTHORIZED'
   | 'GATEWAY_CLOSING'
+  | 'UNKNOWN_MEMBER'
+  | 'STALE_GENERATION'
+  | 'NOT_ASSIGNED'
+  | 'OFFSET_AHEAD'
   | 'INTERNAL';
 
 /** Codes whose condition may clear by itself, so retrying the same call later can succeed. */
-const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['LOG_FULL', 'LOG_OVERLOADED', 'LOG_IO_ERROR', 'GATEWAY_CLOSING']);
+const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['LOG_FULL', 'LOG_OVERLOADED', 'LOG_IO_ERROR', 'GATEWAY_CLOSING', 'STALE_GENERATION']);
 
 /** Base of every error edgelog raises on purpose: a stable `code`, a `retryable` flag and an optional `cause`. */
 export class EdgelogError extends Error {

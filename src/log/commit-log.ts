@@ -11,6 +11,15 @@ import {
 } from '../errors.js';
 import { DiskSpace } from './disk-space.js';
 import { lockDir } from './dir-lock.js';
+import {
+  checkOffsetCommits,
+  offsetKey,
+  offsetRange,
+  validateGroupId,
+  type CommittedOffset,
+  type OffsetCommit,
+  type StoredOffset,
+} from './offsets.js';
 import { prepareRecords, type AppendRecord, type PreparedRecord } from './prepare-records.js';
 import { appendTimeOf, decodeRecord, encodeInto, RecordDecodeError, timestampOf, type StoredRecord } from './record-codec.js';
 import { recordsToDelete } from './retention.js';
@@ -104,6 +113,15 @@ export interface TopicDescription {
   partitions: PartitionDescription[];
 }
 
+/** Called after each commit for every partition whose high watermark moved. */
+export type AppendListener = (topic: string, partition: number, highWatermark: number) => void;
+
+/** Options of {@link CommitLog.append}. */
+export interface AppendOptions {
+  /** Offsets to commit for a consumer group in the same transaction as the records (both or neither). */
+  commit?: { group: string; offsets: readonly OffsetCommit[] };
+}
+
 export interface RetentionReport {
   deletedRecords: number;
   deletedBytes: number;
@@ -120,9 +138,20 @@ interface TopicState {
   deleted: boolean;
 }
 
-interface PendingAppend {
+/** A commit checked against the log's state when it was made. */
+interface PreparedCommit {
   topic: TopicState;
+  partition: number;
+  offset: number;
+  metadata: string;
+}
+
+/** Records to append and/or offsets to commit, in one transaction: both or neither. */
+interface PendingAppend {
+  /** Null for a commit of offsets only. */
+  topic: TopicState | null;
   records: PreparedRecord[];
+  commit: { group: string; offsets: PreparedCommit[] } | null;
   bytes: number;
   resolve: (r: AppendResult[]) => void;
   reject: (e: unknown) => void;
@@ -151,6 +180,7 @@ export class CommitLog {
   private cron: ScheduledTask | null = null;
   private lastFullLogAt = 0;
   private appendCommits = 0;
+  private readonly appendListeners = new Set<AppendListener>();
 
   private constructor(
     private readonly storage: Storage,
@@ -313,6 +343,8 @@ export class CommitLog {
           meta.removeSync(['p', topic.id, p]);
         }
         for (const key of timeIndex.getKeys({ start: [topic.id], end: [topic.id + 1] })) timeIndex.removeSync(key);
+        // Committed offsets are keyed by topic id: a topic created again under this name starts afresh.
+        for (const key of meta.getKeys(offsetRange())) if ((key as [string, string, number])[2] === topic.id) meta.removeSync(key);
       });
       this.storedBytes -= bytes;
       this.log.info({ topic: name }, 'topic deleted');
@@ -358,12 +390,13 @@ export class CommitLog {
    * turn (and while a commit is in flight) share one transaction. Rejects with a typed error and
    * changes nothing when the input is bad; all records of one call commit or fail together.
    */
-  append(topicName: string, records: AppendRecord[]): Promise<AppendResult[]> {
+  append(topicName: string, records: AppendRecord[], options: AppendOptions = {}): Promise<AppendResult[]> {
     try {
       this.checkOpen();
       const topic = this.topicOrThrow(topicName);
       const sticky = topic.sticky;
       const { prepared, bytes } = prepareRecords(topicName, topic.config, records, this.opts.maxBatchRecords, sticky);
+      const commit = options.commit === undefined ? null : this.prepareCommit(options.commit.group, options.commit.offsets);
       if (this.pendingBytes + bytes > this.opts.maxPendingBytes) {
         throw new EdgelogError(
           'LOG_OVERLOADED',
@@ -373,12 +406,97 @@ export class CommitLog {
       topic.sticky = (sticky + 1) % topic.config.partitions;
       this.pendingBytes += bytes;
       return new Promise<AppendResult[]>((resolve, reject) => {
-        this.queue.push({ topic, records: prepared, bytes, resolve, reject });
+        this.queue.push({ topic, records: prepared, commit, bytes, resolve, reject });
         this.kick();
       });
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  /** Calls `listener` after each commit for every partition whose high watermark moved; returns the unsubscribe. */
+  onAppend(listener: AppendListener): () => void {
+    this.appendListeners.add(listener);
+    return () => this.appendListeners.delete(listener);
+  }
+
+  // ---------------------------------------------------------------- committed offsets
+
+  /**
+   * Commits a consumer group's offsets durably (an fsync'd transaction, shared with appends).
+   * Each offset is the next one the group will read; it may not be above the partition's high
+   * watermark (OFFSET_AHEAD): a committed offset never runs ahead of the data (DESIGN "Contracts").
+   */
+  commitOffsets(group: string, offsets: readonly OffsetCommit[]): Promise<void> {
+    try {
+      this.checkOpen();
+      const commit = this.prepareCommit(group, offsets);
+      return new Promise<void>((resolve, reject) => {
+        this.queue.push({ topic: null, records: [], commit, bytes: 0, resolve: () => resolve(), reject });
+        this.kick();
+      });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** A group's committed offsets, by topic and partition (offsets of deleted topics are gone). */
+  committedOffsets(group: string): CommittedOffset[] {
+    this.checkOpen();
+    validateGroupId(group);
+    const names = new Map([...this.topics.values()].map((t) => [t.id, t.name]));
+    const out: CommittedOffset[] = [];
+    for (const { key, value } of this.storage.meta.getRange(offsetRange(group))) {
+      const [, , topicId, partition] = key as [string, string, number, number];
+      const topic = names.get(topicId);
+      if (topic === undefined) continue;
+      const v = value as StoredOffset;
+      out.push({ topic, partition, offset: v.offset, metadata: v.metadata, committedAtMs: v.committedAtMs });
+    }
+    return out.sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : a.partition - b.partition));
+  }
+
+  /** Every group with committed offsets, sorted. */
+  listGroups(): string[] {
+    this.checkOpen();
+    const groups = new Set<string>();
+    for (const key of this.storage.meta.getKeys(offsetRange())) groups.add((key as [string, string])[1]);
+    return [...groups].sort();
+  }
+
+  /** Removes every committed offset of a group; resolves to how many there were. */
+  async deleteGroupOffsets(group: string): Promise<number> {
+    this.checkOpen();
+    validateGroupId(group);
+    let removed = 0;
+    await this.runTask(async () => {
+      const { root, meta } = this.storage;
+      await root.transaction(() => {
+        for (const key of meta.getKeys(offsetRange(group))) {
+          meta.removeSync(key);
+          removed++;
+        }
+      });
+      return false;
+    });
+    return removed;
+  }
+
+  private prepareCommit(group: string, offsets: readonly OffsetCommit[]): { group: string; offsets: PreparedCommit[] } {
+    validateGroupId(group);
+    checkOffsetCommits(offsets);
+    const prepared = offsets.map((c, i) => {
+      const topic = this.topicOrThrow(c.topic);
+      const s = this.partitionOrThrow(topic, c.partition);
+      if (c.offset > s.next) {
+        throw new EdgelogError(
+          'OFFSET_AHEAD',
+          `offsets[${i}]: offset ${c.offset} for ${c.topic}/${c.partition} is above its high watermark ${s.next}; commit at most the offset after the last record read`,
+        );
+      }
+      return { topic, partition: c.partition, offset: c.offset, metadata: c.metadata ?? '' };
+    });
+    return { group, offsets: prepared };
   }
 
   private kick(): void {
@@ -440,24 +558,29 @@ export class CommitLog {
       await root.transaction(() => {
         let pos = 0;
         for (const req of accepted) {
-          let states = working.get(req.topic);
-          if (!states) working.set(req.topic, (states = req.topic.partitions.map((s) => ({ ...s }))));
-          const db = req.topic.db;
           const assigned: AppendResult[] = new Array(req.records.length);
-          for (let i = 0; i < req.records.length; i++) {
-            const r = req.records[i]!;
-            const s = states[r.partition]!;
-            const offset = s.next++;
-            if (offset >= MAX_OFFSET) assert(false, `partition offset ${offset} reached the key space limit`);
-            const timestamp = r.timestamp ?? now;
-            db.putSync(recordKey(r.partition, offset), encodeInto(out, pos, r.size, offset, timestamp, now, r.key, r.value, r.headers));
-            pos += r.size;
-            s.bytes += r.size;
-            if (timestamp > s.maxTs) s.maxTs = timestamp;
-            if ((offset + 1) % TIME_INDEX_INTERVAL === 0) timeIndex.putSync([req.topic.id, r.partition, s.maxTs, offset], EMPTY);
-            assigned[i] = { partition: r.partition, offset };
+          const topic = req.topic;
+          if (topic !== null) {
+            let states = working.get(topic);
+            if (!states) working.set(topic, (states = topic.partitions.map((s) => ({ ...s }))));
+            for (let i = 0; i < req.records.length; i++) {
+              const r = req.records[i]!;
+              const s = states[r.partition]!;
+              const offset = s.next++;
+              if (offset >= MAX_OFFSET) assert(false, `partition offset ${offset} reached the key space limit`);
+              const timestamp = r.timestamp ?? now;
+              topic.db.putSync(recordKey(r.partition, offset), encodeInto(out, pos, r.size, offset, timestamp, now, r.key, r.value, r.headers));
+              pos += r.size;
+              s.bytes += r.size;
+              if (timestamp > s.maxTs) s.maxTs = timestamp;
+              if ((offset + 1) % TIME_INDEX_INTERVAL === 0) timeIndex.putSync([topic.id, r.partition, s.maxTs, offset], EMPTY);
+              assigned[i] = { partition: r.partition, offset };
+            }
           }
           results.push(assigned);
+          for (const c of req.commit?.offsets ?? []) {
+            meta.putSync(offsetKey(req.commit!.group, c.topic.id, c.partition), { offset: c.offset, metadata: c.metadata, committedAtMs: now } satisfies StoredOffset);
+          }
         }
         for (const [topic, states] of working) {
           states.forEach((s, p) => {
@@ -470,16 +593,37 @@ export class CommitLog {
       for (const req of accepted) req.reject(failure);
       return;
     }
-    for (const [topic, states] of working) topic.partitions = states;
+    for (const [topic, states] of working) {
+      const before = topic.partitions;
+      topic.partitions = states;
+      states.forEach((s, p) => {
+        if (s.next !== before[p]!.next) this.notifyAppend(topic.name, p, s.next);
+      });
+    }
     this.appendCommits++;
     this.storedBytes += batchBytes;
     this.disk.consumed(batchBytes);
     accepted.forEach((req, i) => req.resolve(results[i]!));
   }
 
+  private notifyAppend(topic: string, partition: number, highWatermark: number): void {
+    for (const listener of this.appendListeners) {
+      try {
+        listener(topic, partition, highWatermark);
+      } catch (error) {
+        // A listener's bug must not stop the writer loop: say so once per failure and go on.
+        this.log.error({ err: error, topic, partition }, 'append listener failed');
+      }
+    }
+  }
+
   /** Why an append that reached the writer cannot be committed now, or null when it can. */
   private refusal(req: PendingAppend, batchBytes: number): EdgelogError | null {
-    if (req.topic.deleted) return new EdgelogError('UNKNOWN_TOPIC', `topic '${req.topic.name}' was deleted before the append committed`);
+    if (req.topic?.deleted) return new EdgelogError('UNKNOWN_TOPIC', `topic '${req.topic.name}' was deleted before the append committed`);
+    const gone = req.commit?.offsets.find((c) => c.topic.deleted);
+    if (gone) return new EdgelogError('UNKNOWN_TOPIC', `topic '${gone.topic.name}' was deleted before the offset commit committed`);
+    // Committing offsets only adds a few bytes: a group may commit while the log is full (Kafka does too).
+    if (req.records.length === 0) return null;
     const { maxLogBytes, minFreeDiskBytes } = this.opts;
     if (maxLogBytes >= 0 && this.storedBytes + batchBytes + req.bytes > maxLogBytes) {
       return this.full(`the log is full: ${this.storedBytes} of ${maxLogBytes} bytes (maxLogBytes) are used; retention or deleting a topic frees space`);
