@@ -8,12 +8,14 @@ import { loadProfiles, type DeviceProfile } from '../devices/profile.js';
 import { DeviceRegistry } from '../devices/registry.js';
 import type { GatewayConfig } from './config.js';
 import { EdgelogError } from './errors.js';
+import { GroupCoordinator } from './groups/coordinator.js';
 import { AuthThrottle } from './ingest/auth-throttle.js';
 import { Intake } from './ingest/intake.js';
 import { MqttIngest } from './ingest/mqtt-ingest.js';
 import { TopicMapper } from './ingest/topic-mapping.js';
 import { WsIngest } from './ingest/ws-ingest.js';
 import { CommitLog, DEFAULT_MAX_PENDING_BYTES } from './log/commit-log.js';
+import { ConsumeService, MAX_CONSUME_FRAME_BYTES } from './server/consume-session.js';
 import { HttpServer } from './server/http-server.js';
 import { listen, stopListening } from './server/listen.js';
 
@@ -43,12 +45,19 @@ export class Gateway {
     readonly log: CommitLog,
     readonly intake: Intake,
     readonly registry: DeviceRegistry,
+    readonly groups: GroupCoordinator,
+    private readonly consume: ConsumeService,
     private readonly mqtt: MqttIngest,
     private readonly mqttServers: Server[],
     private readonly http: HttpServer,
     readonly ports: GatewayPorts,
     private readonly logger: Logger,
   ) {}
+
+  /** Consumer connections and the slow-consumer bound they are held to (tests, metrics). */
+  consumeStats(): { sessions: number; bufferedBytesMax: number } {
+    return this.consume.stats();
+  }
 
   /** Starts the gateway from a validated config (see loadConfig). */
   static async start(config: Readonly<GatewayConfig>, logger: Logger): Promise<Gateway> {
@@ -92,6 +101,10 @@ export class Gateway {
         closers.unshift(() => stopListening(server));
         mqttTlsPort = await listen(server, config.tls.mqttPort, host, 'MQTT over TLS', "config key 'tls.mqttPort'");
       }
+      const groups = new GroupCoordinator({ log, logger });
+      closers.unshift(async () => groups.close());
+      const consume = new ConsumeService({ log, groups, logger });
+      closers.unshift(async () => consume.close());
       const wsIngest = new WsIngest({ intake, devices: registry, allowAnonymous, authThrottle, logger, maxMessageBytes: config.log.topicDefaults.maxMessageBytes });
       const http = await HttpServer.start({
         host,
@@ -105,11 +118,12 @@ export class Gateway {
             maxPayloadBytes: maxPacketBytes,
           },
           { path: '/ingest', handler: (ws, req) => wsIngest.handle(ws, req), maxPayloadBytes: wsIngest.maxFrameBytes },
+          { path: '/consume', handler: (ws, req) => consume.handle(ws, req), maxPayloadBytes: MAX_CONSUME_FRAME_BYTES },
         ],
       });
       const ports: GatewayPorts = { mqtt: mqttPort, mqttTls: mqttTlsPort, http: http.ports.http, https: http.ports.https };
       logger.info({ dataDir: dir, topics: log.listTopics().length, devices: registry.size, host, ...portFields(ports) }, 'edgelog gateway started');
-      return new Gateway(log, intake, registry, mqtt, mqttServers, http, ports, logger);
+      return new Gateway(log, intake, registry, groups, consume, mqtt, mqttServers, http, ports, logger);
     } catch (error) {
       for (const close of closers) await close();
       throw error;
@@ -130,6 +144,9 @@ export class Gateway {
       // callbacks later (aedes's PUBACK path). Let those run before the connections are cut.
       for (let turn = 0; turn < ACK_FLUSH_TURNS; turn++) await new Promise((resolve) => setImmediate(resolve));
       await this.mqtt.close();
+      // Consumers leave their groups before the log closes under them.
+      this.consume.close();
+      this.groups.close();
       await this.http.close();
       await Promise.all(listenersClosed);
       await this.log.close();

@@ -15,3 +15,6 @@ export type { TopicConfig } from './log/topic-config.js';
 export { murmur2, partitionForKey } from './log/murmur2.js';
 export { EdgelogError, LogFullError, CorruptRecordError, OffsetOutOfRangeError } from './errors.js';
 export type { ErrorCode } from './errors.js';
+export { GroupCoordinator } from './groups/coordinator.js';
+export type { Assignment, AssignedPartition, AssignmentStrategy, GroupCoordinatorOptions, GroupDescription, JoinRequest, OffsetReset } from './groups/coordinator.js';
+export type { CommittedOffset, OffsetCommit } from './log/offsets.js';
