@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { mulberry32 } from '../../firmware-sim/prng.js';
 import {
   assignRoundRobin,
   assignSticky,
@@ -15,17 +16,8 @@ const counts = (o: Record<string, number>): PartitionCounts => new Map(Object.en
 const members = (o: Record<string, string[]>): MemberSubscription[] => Object.entries(o).map(([memberId, topics]) => ({ memberId, topics }));
 const asObject = (a: GroupAssignment): Record<string, string[]> => Object.fromEntries([...a].map(([m, tps]) => [m, tps.map(topicPartitionKey)]));
 
-/** mulberry32: a small seeded generator, so a failing case can be rerun from its seed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** firmware-sim's seeded generator, so a failing case can be rerun from its seed. */
+const random = mulberry32;
 
 interface Case {
   members: MemberSubscription[];

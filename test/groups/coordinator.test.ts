@@ -1,11 +1,12 @@
 import { pino, type Logger } from 'pino';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { EdgelogError, type CommitLog } from '../../src/index.js';
+import type { CommitLog } from '../../src/index.js';
 import { GroupCoordinator, type Assignment, type GroupCoordinatorOptions, type JoinRequest } from '../../src/groups/coordinator.js';
 import { MAX_SUBSCRIBED_TOPICS } from '../../src/groups/join-request.js';
 import { bytes, openTestLog } from '../helpers/log.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { waitFor } from '../helpers/wait.js';
+import { refusal } from '../helpers/refusal.js';
 
 /** A pino logger whose lines land in `lines`, parsed. */
 function capturingLogger(): { logger: Logger; lines: Array<Record<string, unknown>> } {
@@ -54,15 +55,6 @@ async function settled(generation: number, ...members: Watched[]): Promise<void>
   await waitFor(() => members.every((m) => m.assignments.at(-1)?.generation === generation), `generation ${generation} at ${members.map((m) => m.memberId).join(', ')}`, 5000);
 }
 
-async function refusal(fn: () => unknown): Promise<EdgelogError> {
-  try {
-    await fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(EdgelogError);
-    return error as EdgelogError;
-  }
-  throw new Error('expected a refusal');
-}
 
 async function logWithTopic(topic: string, partitions: number, recordsPerPartition: number[] = []): Promise<CommitLog> {
   const log = await openTestLog();

@@ -2,20 +2,12 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { CommitLog, EdgelogError } from '../../src/index.js';
+import { CommitLog } from '../../src/index.js';
 import { MAX_OFFSET_METADATA_BYTES } from '../../src/log/offsets.js';
 import { bytes, openTestLog, readAll } from '../helpers/log.js';
 import { tempDir } from '../helpers/temp-dir.js';
+import { refusal } from '../helpers/refusal.js';
 
-async function refusal(fn: () => unknown): Promise<EdgelogError> {
-  try {
-    await fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(EdgelogError);
-    return error as EdgelogError;
-  }
-  throw new Error('expected a refusal');
-}
 
 async function logWithData(dir = tempDir()): Promise<CommitLog> {
   const log = await openTestLog({ dir });
