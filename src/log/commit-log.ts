@@ -578,8 +578,9 @@ export class CommitLog {
             }
           }
           results.push(assigned);
-          for (const c of req.commit?.offsets ?? []) {
-            meta.putSync(offsetKey(req.commit!.group, c.topic.id, c.partition), { offset: c.offset, metadata: c.metadata, committedAtMs: now } satisfies StoredOffset);
+          const commit = req.commit;
+          if (commit !== null) {
+            for (const c of commit.offsets) meta.putSync(offsetKey(commit.group, c.topic.id, c.partition), { offset: c.offset, metadata: c.metadata, committedAtMs: now } satisfies StoredOffset);
           }
         }
         for (const [topic, states] of working) {

@@ -174,7 +174,9 @@ class ConsumeSession {
         },
       });
       this.member = { groupId: frame.group, memberId };
-      this.send({ type: 'joined', group: frame.group, memberId });
+      // Kafka assigns topics once they exist; say which ones do not yet, so an empty assignment is not a mystery.
+      const notYetCreated = frame.topics.filter((t) => !this.opts.log.hasTopic(t));
+      this.send({ type: 'joined', group: frame.group, memberId, ...(notYetCreated.length > 0 ? { notYetCreated } : {}) });
       // The first assignment may have come before `member` was set; send the current one now.
       this.assign(this.opts.groups.currentAssignment(frame.group, memberId));
     } catch (error) {

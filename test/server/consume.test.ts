@@ -185,7 +185,8 @@ describe('/consume', () => {
   it('seeks, pauses and resumes partitions of its own assignment only', async () => {
     const gateway = await startGateway();
     await topicWithRecords(gateway, 's', 1, 40);
-    const c = await RawConsumer.member(gateway.ports.http, 'g', ['s'], { offsetReset: 'latest' });
+    const c = await RawConsumer.member(gateway.ports.http, 'g', ['s', 'later'], { offsetReset: 'latest' });
+    expect(c.frames.find((f) => f.type === 'joined')).toMatchObject({ notYetCreated: ['later'] });
     expect(c.assignment.partitions).toEqual([{ topic: 's', partition: 0, offset: 40 }]);
     c.send({ type: 'seek', id: 'k', topic: 's', partition: 0, to: { offset: 35 } });
     expect(await c.waitFor((f) => f.id === 'k', 'seek-ok')).toMatchObject({ type: 'seek-ok', offset: 35 });
