@@ -4,6 +4,7 @@ import type { WebSocket } from 'ws';
 import { EdgelogError, OffsetOutOfRangeError } from '../errors.js';
 import type { Assignment, GroupCoordinator } from '../groups/coordinator.js';
 import type { CommitLog } from '../log/commit-log.js';
+import { isLoopbackRequest } from './loopback.js';
 import { MAX_CREDIT_BYTES, MAX_CREDIT_RECORDS, parseConsumeFrame, toWire, type ConsumeFrame, type FrameId, type SeekTarget } from './consume-frames.js';
 
 /**
@@ -52,7 +53,7 @@ export class ConsumeService {
 
   handle(ws: WebSocket, req: IncomingMessage): void {
     const remote = req.socket.remoteAddress ?? '';
-    if (!isLoopback(remote)) {
+    if (!isLoopbackRequest(req)) {
       // Until the admin token of issue 7 protects it, the log is readable from this machine only.
       ws.close(1008, 'consumers may connect from this machine (loopback) only');
       return;
@@ -73,10 +74,6 @@ export class ConsumeService {
     this.stopListening();
     for (const s of [...this.sessions]) s.close(1001, 'the gateway is shutting down');
   }
-}
-
-function isLoopback(address: string): boolean {
-  return address === '127.0.0.1' || address === '::1' || address === '::ffff:127.0.0.1';
 }
 
 class ConsumeSession {
