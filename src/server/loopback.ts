@@ -6,5 +6,5 @@ import type { IncomingMessage } from 'node:http';
  */
 export function isLoopbackRequest(req: IncomingMessage): boolean {
   const address = req.socket.remoteAddress ?? '';
-  return address === '127.0.0.1' || address === '::1' || address.startsWith('::ffff:127.');
+  return address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.');
 }
