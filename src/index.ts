@@ -18,3 +18,4 @@ export type { ErrorCode } from './errors.js';
 export { GroupCoordinator } from './groups/coordinator.js';
 export type { Assignment, AssignedPartition, AssignmentStrategy, GroupCoordinatorOptions, GroupDescription, JoinRequest, OffsetReset } from './groups/coordinator.js';
 export type { CommittedOffset, OffsetCommit } from './log/offsets.js';
+export type { StatePut, StateWrite } from './log/state.js';

@@ -20,6 +20,7 @@ import {
   type OffsetCommit,
   type StoredOffset,
 } from './offsets.js';
+import { checkStateWrite, stateKey, stateRange, validateStoreName, type StateWrite } from './state.js';
 import { prepareRecords, type AppendRecord, type PreparedRecord } from './prepare-records.js';
 import { appendTimeOf, decodeRecord, encodeInto, RecordDecodeError, timestampOf, type StoredRecord } from './record-codec.js';
 import { recordsToDelete } from './retention.js';
@@ -120,6 +121,8 @@ export type AppendListener = (topic: string, partition: number, highWatermark: n
 export interface AppendOptions {
   /** Offsets to commit for a consumer group in the same transaction as the records (both or neither). */
   commit?: { group: string; offsets: readonly OffsetCommit[] };
+  /** Writes to a state store in the same transaction (src/log/state.ts). */
+  state?: StateWrite;
 }
 
 export interface RetentionReport {
@@ -152,7 +155,11 @@ interface PendingAppend {
   topic: TopicState | null;
   records: PreparedRecord[];
   commit: { group: string; offsets: PreparedCommit[] } | null;
+  state: StateWrite | null;
+  /** Stored bytes of the records (what counts against the log's capacity). */
   bytes: number;
+  /** Bytes of the state puts: held in memory until the commit, like the records. */
+  stateBytes: number;
   resolve: (r: AppendResult[]) => void;
   reject: (e: unknown) => void;
 }
@@ -397,16 +404,17 @@ export class CommitLog {
       const sticky = topic.sticky;
       const { prepared, bytes } = prepareRecords(topicName, topic.config, records, this.opts.maxBatchRecords, sticky);
       const commit = options.commit === undefined ? null : this.prepareCommit(options.commit.group, options.commit.offsets);
-      if (this.pendingBytes + bytes > this.opts.maxPendingBytes) {
+      const stateBytes = options.state === undefined ? 0 : checkStateWrite(options.state);
+      if (this.pendingBytes + bytes + stateBytes > this.opts.maxPendingBytes) {
         throw new EdgelogError(
           'LOG_OVERLOADED',
           `the log already holds ${this.pendingBytes} bytes waiting to commit (maxPendingBytes ${this.opts.maxPendingBytes}); retry when earlier appends resolve`,
         );
       }
       topic.sticky = (sticky + 1) % topic.config.partitions;
-      this.pendingBytes += bytes;
+      this.pendingBytes += bytes + stateBytes;
       return new Promise<AppendResult[]>((resolve, reject) => {
-        this.queue.push({ topic, records: prepared, commit, bytes, resolve, reject });
+        this.queue.push({ topic, records: prepared, commit, state: options.state ?? null, bytes, stateBytes, resolve, reject });
         this.kick();
       });
     } catch (error) {
@@ -427,17 +435,72 @@ export class CommitLog {
    * Each offset is the next one the group will read; it may not be above the partition's high
    * watermark (OFFSET_AHEAD): a committed offset never runs ahead of the data (DESIGN "Contracts").
    */
-  commitOffsets(group: string, offsets: readonly OffsetCommit[]): Promise<void> {
+  commitOffsets(group: string, offsets: readonly OffsetCommit[], options: { state?: StateWrite } = {}): Promise<void> {
     try {
       this.checkOpen();
-      const commit = this.prepareCommit(group, offsets);
-      return new Promise<void>((resolve, reject) => {
-        this.queue.push({ topic: null, records: [], commit, bytes: 0, resolve: () => resolve(), reject });
-        this.kick();
-      });
+      return this.enqueueMeta(this.prepareCommit(group, offsets), options.state);
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  /** Writes to a state store durably, without records or offsets (see src/log/state.ts). */
+  putState(write: StateWrite): Promise<void> {
+    try {
+      this.checkOpen();
+      return this.enqueueMeta(null, write);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** Queues a transaction of offsets and/or state only: a few bytes, allowed while the log is full. */
+  private enqueueMeta(commit: PendingAppend['commit'], state: StateWrite | undefined): Promise<void> {
+    const stateBytes = state === undefined ? 0 : checkStateWrite(state);
+    if (this.pendingBytes + stateBytes > this.opts.maxPendingBytes) {
+      throw new EdgelogError('LOG_OVERLOADED', `the log already holds ${this.pendingBytes} bytes waiting to commit (maxPendingBytes ${this.opts.maxPendingBytes}); retry when earlier writes resolve`);
+    }
+    this.pendingBytes += stateBytes;
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ topic: null, records: [], commit, state: state ?? null, bytes: 0, stateBytes, resolve: () => resolve(), reject });
+      this.kick();
+    });
+  }
+
+  /** One entry of a state store, or undefined. */
+  getState(store: string, key: string): Buffer | undefined {
+    this.checkOpen();
+    validateStoreName(store);
+    const value = this.storage.meta.get(stateKey(store, key)) as Uint8Array | undefined;
+    // A copy: what lmdb-js decodes may share memory it reuses for later reads.
+    return value === undefined ? undefined : Buffer.from(value);
+  }
+
+  /** Every entry of a state store, in key order, read lazily from one snapshot. */
+  *stateEntries(store: string): Generator<{ key: string; value: Buffer }> {
+    this.checkOpen();
+    validateStoreName(store);
+    for (const { key, value } of this.storage.meta.getRange(stateRange(store))) {
+      yield { key: (key as [string, string, string])[2], value: Buffer.from(value as Uint8Array) };
+    }
+  }
+
+  /** Removes every entry of a state store; resolves to how many there were. */
+  async deleteStateStore(store: string): Promise<number> {
+    this.checkOpen();
+    validateStoreName(store);
+    let removed = 0;
+    await this.runTask(async () => {
+      const { root, meta } = this.storage;
+      await root.transaction(() => {
+        for (const key of meta.getKeys(stateRange(store))) {
+          meta.removeSync(key);
+          removed++;
+        }
+      });
+      return false;
+    });
+    return removed;
   }
 
   /** A group's committed offsets, by topic and partition (offsets of deleted topics are gone). */
@@ -535,12 +598,12 @@ export class CommitLog {
    * writes, so the partition states it works from are the committed ones.
    */
   private async commitAppends(batch: PendingAppend[]): Promise<void> {
-    const bytesAsked = batch.reduce((sum, r) => sum + r.bytes, 0);
+    const bytesAsked = batch.reduce((sum, r) => sum + r.bytes + r.stateBytes, 0);
     await this.disk.ensure(this.opts.minFreeDiskBytes + bytesAsked * 2);
     const accepted: PendingAppend[] = [];
     let batchBytes = 0;
     for (const req of batch) {
-      this.pendingBytes -= req.bytes;
+      this.pendingBytes -= req.bytes + req.stateBytes;
       const refusal = this.refusal(req, batchBytes);
       if (refusal) req.reject(refusal);
       else {
@@ -581,6 +644,13 @@ export class CommitLog {
           const commit = req.commit;
           if (commit !== null) {
             for (const c of commit.offsets) meta.putSync(offsetKey(commit.group, c.topic.id, c.partition), { offset: c.offset, metadata: c.metadata, committedAtMs: now } satisfies StoredOffset);
+          }
+          const state = req.state;
+          if (state !== null) {
+            for (const p of state.puts) {
+              if (p.value === null) meta.removeSync(stateKey(state.store, p.key));
+              else meta.putSync(stateKey(state.store, p.key), p.value);
+            }
           }
         }
         for (const [topic, states] of working) {
