@@ -46,7 +46,8 @@ const MAX_LISTED = 20;
 
 /** A rebalance computed but not yet applied: computing reads the log and may throw, applying cannot. */
 interface Plan {
-  partitionCounts: PartitionCounts;
+  /** `id/partitions` per existing subscribed topic (see Group.topicShapes). */
+  topicShapes: Map<string, string>;
   assignments: Map<string, AssignedPartition[]>;
 }
 
@@ -337,10 +338,16 @@ export class GroupCoordinator {
   /** The group's next assignment for `members`, with each partition's starting offset; reads the log. */
   private plan(group: Group, members: readonly Member[]): Plan {
     const partitions = new Map<string, PartitionDescription[]>();
+    const topicShapes = new Map<string, string>();
+    const topicIds = new Map<string, number>();
     for (const topic of group.subscribedTopics(members)) {
-      if (this.log.hasTopic(topic)) partitions.set(topic, this.log.describeTopic(topic).partitions);
+      const shape = this.log.topicShape(topic);
+      if (shape === undefined) continue;
+      partitions.set(topic, this.log.describeTopic(topic).partitions);
+      topicShapes.set(topic, shapeKey(shape));
+      topicIds.set(topic, shape.id);
     }
-    const partitionCounts = new Map([...partitions].map(([topic, ps]) => [topic, ps.length]));
+    const partitionCounts: PartitionCounts = new Map([...partitions].map(([topic, ps]) => [topic, ps.length]));
     const subscriptions = members.map((m) => ({ memberId: m.memberId, topics: m.topics }));
     const raw =
       group.strategy === 'sticky'
@@ -353,16 +360,20 @@ export class GroupCoordinator {
       assert(tps, `the assignor left out member ${m.memberId}`);
       assignments.set(
         m.memberId,
-        tps.map((tp) => ({ ...tp, offset: startingOffset(partitions.get(tp.topic)![tp.partition]!, committed.get(topicPartitionKey(tp)), m.offsetReset) })),
+        tps.map((tp) => ({
+          ...tp,
+          offset: startingOffset(partitions.get(tp.topic)![tp.partition]!, committed.get(topicPartitionKey(tp)), m.offsetReset),
+          topicId: topicIds.get(tp.topic)!,
+        })),
       );
     }
-    return { partitionCounts, assignments };
+    return { topicShapes, assignments };
   }
 
   /** Starts the next generation: every member gets its new assignment (and the new generation that fences commits). */
   private apply(group: Group, plan: Plan, event: string, fields: Record<string, unknown>): void {
     group.generation++;
-    group.partitionCounts = plan.partitionCounts;
+    group.topicShapes = plan.topicShapes;
     group.needsRebalance = false;
     let partitions = 0;
     for (const m of group.members.values()) {
@@ -381,10 +392,13 @@ export class GroupCoordinator {
   private check(): void {
     if (this.closed) return;
     const now = this.now();
-    const counts = new Map<string, number | undefined>();
-    const partitionCount = (topic: string): number | undefined => {
-      if (!counts.has(topic)) counts.set(topic, this.log.hasTopic(topic) ? this.log.describeTopic(topic).partitions.length : undefined);
-      return counts.get(topic);
+    const shapes = new Map<string, string | undefined>();
+    const shapeOf = (topic: string): string | undefined => {
+      if (!shapes.has(topic)) {
+        const shape = this.log.topicShape(topic);
+        shapes.set(topic, shape === undefined ? undefined : shapeKey(shape));
+      }
+      return shapes.get(topic);
     };
     try {
       for (const group of [...this.groups.values()]) {
@@ -395,7 +409,7 @@ export class GroupCoordinator {
         } else if (group.needsRebalance) {
           this.rebalance(group, 'rebalance retried', {});
         } else {
-          const changed = group.subscribedTopics().filter((t) => partitionCount(t) !== group.partitionCounts.get(t));
+          const changed = group.subscribedTopics().filter((t) => shapeOf(t) !== group.topicShapes.get(t));
           if (changed.length > 0) this.rebalance(group, 'subscribed topics changed', { topics: changed });
         }
       }
@@ -459,4 +473,9 @@ function parseResetTarget(to: OffsetResetTarget): OffsetResetTarget {
     'INVALID_ARGUMENT',
     `reset target must be 'earliest', 'latest', { offset: N } with a whole N ≥ 0, or { timestamp: ms since the epoch }, got ${describeValue(to)}`,
   );
+}
+
+/** A topic's identity and partition count as one comparable value. */
+function shapeKey(shape: { id: number; partitions: number }): string {
+  return `${shape.id}/${shape.partitions}`;
 }

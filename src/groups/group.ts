@@ -22,8 +22,8 @@ export interface Member extends Readonly<Omit<ParsedJoin, 'groupId' | 'strategy'
 export class Group {
   generation = 0;
   readonly members = new Map<string, Member>();
-  /** Partitions per subscribed topic at the last rebalance (existing topics only): a change means a topic was created or deleted since. */
-  partitionCounts: ReadonlyMap<string, number> = new Map();
+  /** Id and partition count per subscribed topic at the last rebalance (existing topics only): a change means a topic was created, deleted or created again since. */
+  topicShapes: ReadonlyMap<string, string> = new Map();
   /** Set when a rebalance could not be computed (the log refused); the periodic check retries it. */
   needsRebalance = false;
 

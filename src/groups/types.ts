@@ -12,6 +12,8 @@ export interface AssignedPartition {
   partition: number;
   /** Where this member starts reading: the group's committed offset, or its offsetReset's when there is none usable. */
   offset: number;
+  /** The topic's id in the log: a member keeps its position on a partition only while this is the same (a topic deleted and created again starts afresh). */
+  topicId: number;
 }
 
 /** A member's share of its group in one generation. */

@@ -365,6 +365,16 @@ export class CommitLog {
     return this.topics.has(name);
   }
 
+  /**
+   * A topic's id and partition count, or undefined when it does not exist: cheap (no read), for
+   * watchers that poll. The id changes when a topic is deleted and created again under its name.
+   */
+  topicShape(name: string): { id: number; partitions: number } | undefined {
+    this.checkOpen();
+    const topic = this.topics.get(name);
+    return topic === undefined ? undefined : { id: topic.id, partitions: topic.config.partitions };
+  }
+
   /** The names of all topics, sorted. */
   listTopics(): string[] {
     this.checkOpen();

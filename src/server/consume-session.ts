@@ -24,6 +24,8 @@ export const MAX_CONSUME_FRAME_BYTES = 1024 * 1024;
 interface Position {
   topic: string;
   partition: number;
+  /** The topic's id in the log when assigned (see AssignedPartition.topicId). */
+  topicId: number;
   /** The offset of the next record to send. */
   next: number;
   paused: boolean;
@@ -187,9 +189,11 @@ class ConsumeSession {
     const before = new Map(this.positions);
     this.positions.clear();
     for (const p of a.partitions) {
-      // A partition this member keeps goes on from where it was; a new one starts where the coordinator says.
+      // A partition this member keeps goes on from where it was; a new one (or one of a topic
+      // deleted and created again) starts where the coordinator says.
       const kept = before.get(key(p.topic, p.partition));
-      this.positions.set(key(p.topic, p.partition), kept ?? { topic: p.topic, partition: p.partition, next: p.offset, paused: false });
+      const keep = kept !== undefined && kept.topicId === p.topicId;
+      this.positions.set(key(p.topic, p.partition), keep ? kept : { topic: p.topic, partition: p.partition, topicId: p.topicId, next: p.offset, paused: false });
     }
     this.send({
       type: 'assignment',

@@ -160,6 +160,22 @@ describe('GroupCoordinator: assignment', () => {
     expect([...a.keys(), ...b.keys()]).toEqual([]);
   });
 
+  it('notices a topic deleted and created again with the same partitions between two checks, and starts it afresh', async () => {
+    const log = await logWithTopic('t', 2, [3, 3]);
+    const c = coordinator(log, { checkIntervalMs: 300 });
+    const a = join(c, { groupId: 'g', clientId: 'a', topics: ['t'], offsetReset: 'latest' });
+    await settled(1, a);
+    const before = a.latest().partitions;
+    expect(before.map((p) => p.offset)).toEqual([3, 3]);
+    // Well within one check interval: the partition count alone would not change.
+    await log.deleteTopic('t');
+    await log.createTopic('t', { partitions: 2 });
+    await waitFor(() => a.latest().generation > 1, 'a rebalance after the topic was created again', 5000);
+    const after = a.latest().partitions;
+    expect(after.map((p) => p.offset)).toEqual([0, 0]);
+    expect(after[0]!.topicId).not.toBe(before[0]!.topicId);
+  });
+
   it('refuses a strategy different from the group\'s, naming both', async () => {
     const log = await logWithTopic('t', 1);
     const c = coordinator(log);
@@ -259,7 +275,7 @@ describe('GroupCoordinator: commits and offsets', () => {
     const first = coordinator(log);
     const a = join(first, { groupId: 'g', clientId: 'a', topics: ['t'], offsetReset: 'earliest' });
     await settled(1, a);
-    expect(a.latest().partitions).toEqual([{ topic: 't', partition: 0, offset: 0 }]);
+    expect(a.latest().partitions).toMatchObject([{ topic: 't', partition: 0, offset: 0 }]);
     await first.commit('g', a.memberId, 1, [{ topic: 't', partition: 0, offset: 3 }]);
     first.close();
     await log.close();
@@ -269,7 +285,7 @@ describe('GroupCoordinator: commits and offsets', () => {
     expect(second.list()).toEqual([{ groupId: 'g', state: 'empty', members: 0 }]);
     const b = join(second, { groupId: 'g', clientId: 'b', topics: ['t'], offsetReset: 'earliest' });
     await settled(1, b);
-    expect(b.latest().partitions).toEqual([{ topic: 't', partition: 0, offset: 3 }]);
+    expect(b.latest().partitions).toMatchObject([{ topic: 't', partition: 0, offset: 3 }]);
     expect(second.describe('g').offsets).toEqual([{ topic: 't', partition: 0, committed: 3, highWatermark: 5, lag: 2 }]);
   });
 

@@ -134,6 +134,20 @@ describe('/consume', () => {
     await until(() => c.received().length === 51, 'the record appended after the consumer caught up');
   });
 
+  it('starts a topic deleted and created again from its beginning, not from the old position', async () => {
+    const gateway = await startGateway();
+    await topicWithRecords(gateway, 'again', 1, 5);
+    const c = await RawConsumer.member(gateway.ports.http, 'g', ['again']);
+    c.send({ type: 'credit', records: 1000, bytes: 1_000_000 });
+    await until(() => c.received().length === 5, '5 records');
+    const seen = c.frames.length;
+    await gateway.log.deleteTopic('again');
+    await topicWithRecords(gateway, 'again', 1, 2);
+    await c.waitFor((f) => f.type === 'assignment' && f.partitions!.length === 1, 'the assignment of the new topic', 10_000, seen);
+    await until(() => c.received().length === 7, 'the new topic\'s 2 records');
+    expect(c.received().slice(5)).toEqual(['again/0@0', 'again/0@1']);
+  });
+
   it('hands a closed member\'s partitions over from the last commit, nothing skipped, and fences its commits', async () => {
     const gateway = await startGateway();
     const all = await topicWithRecords(gateway, 'orders', 2, 100);
