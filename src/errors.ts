@@ -29,10 +29,18 @@ export type ErrorCode =
   | 'STALE_GENERATION'
   | 'NOT_ASSIGNED'
   | 'OFFSET_AHEAD'
+  | 'UNKNOWN_GROUP'
+  | 'GROUP_NOT_EMPTY'
+  | 'UNKNOWN_ROUTE'
+  | 'METHOD_NOT_ALLOWED'
+  | 'BODY_TOO_LARGE'
+  | 'UNSUPPORTED_MEDIA_TYPE'
+  | 'API_BUSY'
+  | 'GATEWAY_UNREACHABLE'
   | 'INTERNAL';
 
 /** Codes whose condition may clear by itself, so retrying the same call later can succeed. */
-const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['LOG_FULL', 'LOG_OVERLOADED', 'LOG_IO_ERROR', 'GATEWAY_CLOSING', 'STALE_GENERATION']);
+const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['LOG_FULL', 'LOG_OVERLOADED', 'LOG_IO_ERROR', 'GATEWAY_CLOSING', 'STALE_GENERATION', 'API_BUSY', 'GATEWAY_UNREACHABLE']);
 
 /** Base of every error edgelog raises on purpose: a stable `code`, a `retryable` flag and an optional `cause`. */
 export class EdgelogError extends Error {

@@ -15,8 +15,10 @@ import { MqttIngest } from './ingest/mqtt-ingest.js';
 import { TopicMapper } from './ingest/topic-mapping.js';
 import { WsIngest } from './ingest/ws-ingest.js';
 import { CommitLog, DEFAULT_MAX_PENDING_BYTES } from './log/commit-log.js';
+import { AdminApi, API_PREFIX } from './server/api.js';
 import { ConsumeService, MAX_CONSUME_FRAME_BYTES } from './server/consume-session.js';
 import { HttpServer } from './server/http-server.js';
+import { ProduceService } from './server/produce-session.js';
 import { listen, stopListening } from './server/listen.js';
 
 /** Room for an MQTT packet's fixed header, topic and packet id around the largest record. */
@@ -52,6 +54,7 @@ export class Gateway {
     private readonly http: HttpServer,
     readonly ports: GatewayPorts,
     private readonly logger: Logger,
+    private readonly produce: ProduceService,
   ) {}
 
   /** Consumer connections and the slow-consumer bound they are held to (tests, metrics). */
@@ -106,6 +109,8 @@ export class Gateway {
       const consume = new ConsumeService({ log, groups, logger });
       closers.unshift(async () => consume.close());
       const wsIngest = new WsIngest({ intake, devices: registry, allowAnonymous, authThrottle, logger, maxMessageBytes: config.log.topicDefaults.maxMessageBytes });
+      const api = new AdminApi({ log, groups, logger });
+      const produce = new ProduceService({ log, logger, maxMessageBytes: config.log.topicDefaults.maxMessageBytes });
       const http = await HttpServer.start({
         host,
         port: config.http.port,
@@ -119,11 +124,13 @@ export class Gateway {
           },
           { path: '/ingest', handler: (ws, req) => wsIngest.handle(ws, req), maxPayloadBytes: wsIngest.maxFrameBytes },
           { path: '/consume', handler: (ws, req) => consume.handle(ws, req), maxPayloadBytes: MAX_CONSUME_FRAME_BYTES },
+          produce.route(),
         ],
+        httpRoutes: [{ prefix: API_PREFIX, handler: (req, res) => api.handle(req, res) }],
       });
       const ports: GatewayPorts = { mqtt: mqttPort, mqttTls: mqttTlsPort, http: http.ports.http, https: http.ports.https };
       logger.info({ dataDir: dir, topics: log.listTopics().length, devices: registry.size, host, ...portFields(ports) }, 'edgelog gateway started');
-      return new Gateway(log, intake, registry, groups, consume, mqtt, mqttServers, http, ports, logger);
+      return new Gateway(log, intake, registry, groups, consume, mqtt, mqttServers, http, ports, logger, produce);
     } catch (error) {
       for (const close of closers) await close();
       throw error;
@@ -139,7 +146,8 @@ export class Gateway {
     this.closing ??= (async () => {
       const listenersClosed = this.mqttServers.map(stopListening);
       this.http.stopAccepting();
-      await this.intake.close();
+      // Appends in flight from devices and from producers finish and are answered before connections are cut.
+      await Promise.all([this.intake.close(), this.produce.close()]);
       // The last appends have resolved; their acks are written a few promise and immediate
       // callbacks later (aedes's PUBACK path). Let those run before the connections are cut.
       for (let turn = 0; turn < ACK_FLUSH_TURNS; turn++) await new Promise((resolve) => setImmediate(resolve));

@@ -19,3 +19,4 @@ export { GroupCoordinator } from './groups/coordinator.js';
 export type { Assignment, AssignedPartition, AssignmentStrategy, GroupCoordinatorOptions, GroupDescription, JoinRequest, OffsetReset } from './groups/coordinator.js';
 export type { CommittedOffset, OffsetCommit } from './log/offsets.js';
 export type { StatePut, StateWrite } from './log/state.js';
+export * from './client/index.js';

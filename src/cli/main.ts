@@ -14,6 +14,12 @@ const USAGE = `Usage: edgelog <command> [options]
 Commands:
   start                 Run the gateway in the foreground until SIGTERM or SIGINT.
   devices               Manage the device registry: add, list, hash (edgelog devices --help).
+  topics                The running gateway's topics: list, create, describe, delete
+                        (edgelog topics --help).
+  groups                Its consumer groups: list, describe (with lag), reset-offsets, delete
+                        (edgelog groups --help).
+  produce TOPIC         Send stdin's lines to TOPIC, one record each (edgelog produce --help).
+  consume TOPIC         Print TOPIC's records as they arrive (edgelog consume --help).
 
 Options for start (each overrides the config file and the EDGELOG_* environment):
   --config FILE         A YAML config file; config/edgelog.yaml lists every key with its default.
@@ -21,7 +27,8 @@ Options for start (each overrides the config file and the EDGELOG_* environment)
   --data-dir DIR        Where the commit log lives (default ./data; EDGELOG_DATA_DIR).
   --mqtt-port N         MQTT 3.1.1 over TCP (default 1883; 0 picks a free port, logged at start;
                         EDGELOG_MQTT_PORT).
-  --http-port N         HTTP: MQTT over WebSocket at /mqtt, WebSocket ingest at /ingest
+  --http-port N         HTTP: MQTT over WebSocket at /mqtt, WebSocket ingest at /ingest,
+                        consumers at /consume, producers at /produce, the admin API at /api
                         (default 8080; 0 picks a free port; EDGELOG_HTTP_PORT).
   --allow-anonymous     Accept clients without credentials from the network, not only from
                         loopback (EDGELOG_ALLOW_ANONYMOUS=true).
@@ -30,8 +37,8 @@ Options for start (each overrides the config file and the EDGELOG_* environment)
 Devices publish to devices/{deviceId}/{stream}; each reading goes to log topic {stream},
 keyed by {deviceId}, and a QoS 1 PUBACK is sent only once it is on disk.
 
-WebSocket ingest, credentials, the consumer protocol, the admin API and the other commands
-(topics, produce, consume, groups) are being built; see the README's roadmap.
+topics, groups, produce and consume talk to a running gateway at --gateway URL (default
+http://127.0.0.1:8080; EDGELOG_GATEWAY), from the gateway's own machine.
 `;
 
 function fail(message: string, code = 2): never {
@@ -93,7 +100,11 @@ async function main(argv: string[]): Promise<void> {
   if (command === 'start') return start(rest);
   // Loaded on demand: `start` does not need it.
   if (command === 'devices') return (await import('./devices.js')).devices(rest);
-  throw new UsageError(`unknown command '${command}': the commands are start and devices (more are coming)\n\n${USAGE}`);
+  if (command === 'topics') return (await import('./topics.js')).topics(rest);
+  if (command === 'groups') return (await import('./groups.js')).groups(rest);
+  if (command === 'produce') return (await import('./produce.js')).produce(rest);
+  if (command === 'consume') return (await import('./consume.js')).consume(rest);
+  throw new UsageError(`unknown command '${command}': the commands are start, devices, topics, groups, produce and consume\n\n${USAGE}`);
 }
 
 main(process.argv.slice(2)).then(

@@ -1,4 +1,4 @@
-import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServerNode } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServerNode, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
@@ -21,12 +21,23 @@ export interface WebSocketRoute {
   handleProtocols?: (protocols: Set<string>) => string | false;
 }
 
+/** Answers one plain HTTP request; it must always end the response. */
+export type HttpHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+export interface HttpRoute {
+  /** A path prefix, e.g. `/api`: it serves the path itself and everything under `prefix/`. */
+  prefix: string;
+  handler: HttpHandler;
+}
+
 export interface HttpServerOptions {
   host: string;
   port: number;
   /** PEM certificate, key and optional client CA: serves the same routes over HTTPS on httpsPort. */
   tls?: { cert: Buffer; key: Buffer; ca?: Buffer; httpsPort: number };
   routes: WebSocketRoute[];
+  /** Plain HTTP routes by path prefix (the admin API); any other request gets a 404 naming the endpoints. */
+  httpRoutes?: HttpRoute[];
   logger: Logger;
 }
 
@@ -71,9 +82,24 @@ export class HttpServer {
         server.emit('connection', ws, req);
       });
     };
-    const onRequest = (req: IncomingMessage, res: import('node:http').ServerResponse) => {
+    const httpRoutes = opts.httpRoutes ?? [];
+    const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+      const path = pathOf(req);
+      const route = httpRoutes.find((r) => path === r.prefix || path.startsWith(`${r.prefix}/`));
+      if (route) {
+        try {
+          route.handler(req, res);
+        } catch (error) {
+          // A handler's bug must answer this request, not end the process.
+          logger.error({ err: error, path }, 'HTTP handler failed');
+          if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
+          res.end('edgelog: the gateway failed to handle this request (a bug; it logged the cause)\n');
+        }
+        return;
+      }
+      const http = httpRoutes.length > 0 ? `; HTTP endpoints: ${httpRoutes.map((r) => r.prefix).join(', ')}` : '';
       res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
-      res.end(`edgelog: nothing at ${pathOf(req)}. WebSocket endpoints: ${[...wss.keys()].join(', ')}\n`);
+      res.end(`edgelog: nothing at ${path}. WebSocket endpoints: ${[...wss.keys()].join(', ')}${http}\n`);
     };
     const servers: HttpServerNode[] = [];
     const close = async () => {
@@ -126,6 +152,16 @@ export class HttpServer {
   }
 }
 
-function pathOf(req: IncomingMessage): string {
-  return new URL(req.url ?? '/', 'http://gateway').pathname;
+/**
+ * The request's path, dot segments resolved. A request target that is not a valid URL (`//[`)
+ * would make `new URL` throw inside the request listener and end the process: it keeps its raw
+ * path, which matches no route.
+ */
+export function pathOf(req: IncomingMessage): string {
+  const target = req.url ?? '/';
+  try {
+    return new URL(target, 'http://gateway').pathname;
+  } catch {
+    return target.split('?')[0] ?? target;
+  }
 }

@@ -1,0 +1,221 @@
+/**
+ * The admin API under `/api` (docs/api.md): JSON over HTTP for the log's topics and the consumer
+ * groups, used by `edgelog topics` and `edgelog groups`. Loopback only until the admin token of
+ * issue 7 protects it.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import { EdgelogError } from '../errors.js';
+import type { GroupCoordinator } from '../groups/coordinator.js';
+import type { CommitLog } from '../log/commit-log.js';
+import { validateGroupId } from '../log/offsets.js';
+import { validateTopicName } from '../log/topic-config.js';
+import { decodeSegment, parseCreateTopic, parseResetOffsets } from './api-requests.js';
+import { pathOf } from './http-server.js';
+import { readJsonBody, sendError, sendJson } from './http-json.js';
+import { isLoopbackRequest } from './loopback.js';
+
+/** Where the API is served on the gateway's HTTP port. */
+export const API_PREFIX = '/api';
+
+/**
+ * Admin calls come from people and scripts, one at a time; 16 in flight is plenty and bounds the
+ * request bodies held at once to 16 × 64 KiB = 1 MiB.
+ */
+export const MAX_CONCURRENT_API_REQUESTS = 16;
+
+/** Member ids a refusal lists at most, so the message stays one readable line. */
+const MAX_LISTED_MEMBERS = 10;
+
+export interface AdminApiOptions {
+  log: CommitLog;
+  groups: GroupCoordinator;
+  logger: Logger;
+}
+
+interface Answer {
+  status: number;
+  body: unknown;
+  headers?: Record<string, string>;
+}
+
+/** A route's handler gets the URL-decoded path parameters. */
+type Handler = (params: string[], req: IncomingMessage, res: ServerResponse) => Answer | Promise<Answer>;
+
+interface Route {
+  /** Path segments after /api; `{…}` is a parameter. */
+  segments: string[];
+  methods: Record<string, Handler>;
+}
+
+/** Serves `/api`; {@link handle} is the HttpServer route handler. */
+export class AdminApi {
+  private readonly routes: Route[];
+  private readonly logger: Logger;
+  private inFlight = 0;
+
+  constructor(private readonly opts: AdminApiOptions) {
+    this.logger = opts.logger.child({ component: 'api' });
+    this.routes = [
+      { segments: ['topics'], methods: { GET: () => this.listTopics(), POST: (_, req, res) => this.createTopic(req, res) } },
+      { segments: ['topics', '{name}'], methods: { GET: ([name]) => this.describeTopic(name!), DELETE: ([name]) => this.deleteTopic(name!) } },
+      { segments: ['groups'], methods: { GET: () => this.listGroups() } },
+      { segments: ['groups', '{id}'], methods: { GET: ([id]) => this.describeGroup(id!), DELETE: ([id], req) => this.deleteGroup(id!, req) } },
+      { segments: ['groups', '{id}', 'reset-offsets'], methods: { POST: ([id], req, res) => this.resetOffsets(id!, req, res) } },
+    ];
+  }
+
+  /** Answers one request under /api; never throws, never sends a stack trace. */
+  handle(req: IncomingMessage, res: ServerResponse): void {
+    const refusal = this.refusal(req);
+    if (refusal) return sendError(res, refusal);
+    if (this.inFlight >= MAX_CONCURRENT_API_REQUESTS) {
+      return sendError(res, new EdgelogError('API_BUSY', `the admin API is already handling ${this.inFlight} requests, the most at once (${MAX_CONCURRENT_API_REQUESTS}); retry shortly`));
+    }
+    this.inFlight++;
+    res.once('close', () => this.inFlight--);
+    void this.dispatch(req, res).catch((error: unknown) => {
+      if (error instanceof EdgelogError) return sendError(res, error);
+      this.logger.error({ err: error, method: req.method, path: pathOf(req) }, 'admin API request failed');
+      sendError(res, new EdgelogError('INTERNAL', 'the gateway failed to handle this request (a bug; it logged the cause)'));
+    });
+  }
+
+  /** Why this request may not use the API at all, or null. */
+  private refusal(req: IncomingMessage): EdgelogError | null {
+    if (!isLoopbackRequest(req)) {
+      return new EdgelogError(
+        'NOT_AUTHORIZED',
+        `the admin API answers requests from the gateway's own machine only (this one came from ${req.socket.remoteAddress ?? 'an unknown address'}) until the admin token (issue 7) protects it; run the command on the gateway's machine`,
+      );
+    }
+    // DNS rebinding: a web page whose name resolves to 127.0.0.1 talks to us from loopback with
+    // its own name in Host. A loopback name in Host means the caller meant this machine.
+    const host = req.headers.host;
+    if (host !== undefined && !isLoopbackHost(host)) {
+      return new EdgelogError('NOT_AUTHORIZED', `the admin API answers requests addressed to this machine's loopback only (localhost, 127.0.0.1 or [::1]), not to host ${JSON.stringify(host.slice(0, 80))}`);
+    }
+    return null;
+  }
+
+  private async dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = pathOf(req);
+    const rest = path.slice(API_PREFIX.length).replace(/\/$/, '');
+    const segments = rest === '' ? [] : rest.slice(1).split('/');
+    const match = this.match(segments);
+    if (!match) {
+      throw new EdgelogError('UNKNOWN_ROUTE', `no API route at ${JSON.stringify(path.slice(0, 120))}; the routes are ${this.describeRoutes()} (docs/api.md)`);
+    }
+    const method = req.method ?? 'GET';
+    const handler = match.route.methods[method];
+    if (!handler) {
+      const allowed = Object.keys(match.route.methods);
+      const error = new EdgelogError('METHOD_NOT_ALLOWED', `${method} is not served at ${routePath(match.route)}; use ${allowed.join(' or ')}`);
+      return sendError(res, error, { allow: allowed.join(', ') });
+    }
+    const answer = await handler(match.params, req, res);
+    sendJson(res, answer.status, answer.body, answer.headers);
+  }
+
+  private match(segments: string[]): { route: Route; params: string[] } | null {
+    for (const route of this.routes) {
+      if (route.segments.length !== segments.length) continue;
+      if (!route.segments.every((s, i) => s.startsWith('{') || s === segments[i])) continue;
+      // Decoded only once the route fits: a bad escape is then a 400 about this route's parameter.
+      const params = route.segments.flatMap((s, i) => (s.startsWith('{') ? [decodeSegment(segments[i]!, s.slice(1, -1))] : []));
+      return { route, params };
+    }
+    return null;
+  }
+
+  private describeRoutes(): string {
+    return this.routes.flatMap((r) => Object.keys(r.methods).map((m) => `${m} ${routePath(r)}`)).join(', ');
+  }
+
+  // ---------------------------------------------------------------- topics
+
+  private listTopics(): Answer {
+    const { log } = this.opts;
+    const topics = log.listTopics().map((name) => {
+      const { partitions } = log.describeTopic(name);
+      return {
+        name,
+        partitions: partitions.length,
+        records: partitions.reduce((sum, p) => sum + p.records, 0),
+        bytes: partitions.reduce((sum, p) => sum + p.bytes, 0),
+      };
+    });
+    return { status: 200, body: { topics } };
+  }
+
+  private async createTopic(req: IncomingMessage, res: ServerResponse): Promise<Answer> {
+    const { name, config } = parseCreateTopic(await readJsonBody(req, res));
+    const description = await this.opts.log.createTopic(name, config);
+    return { status: 201, body: description, headers: { location: `${API_PREFIX}/topics/${encodeURIComponent(name)}` } };
+  }
+
+  private describeTopic(name: string): Answer {
+    return { status: 200, body: this.opts.log.describeTopic(validateTopicName(name)) };
+  }
+
+  private async deleteTopic(name: string): Promise<Answer> {
+    await this.opts.log.deleteTopic(validateTopicName(name));
+    return { status: 200, body: { name, deleted: true } };
+  }
+
+  // ---------------------------------------------------------------- groups
+
+  /** Groups with members and groups with only committed offsets: the coordinator's list joins both. */
+  private listGroups(): Answer {
+    return { status: 200, body: { groups: this.opts.groups.list() } };
+  }
+
+  private describeGroup(id: string): Answer {
+    const description = this.opts.groups.describe(id);
+    if (description.members.length === 0 && description.offsets.length === 0) throw unknownGroup(id);
+    return { status: 200, body: description };
+  }
+
+  private async resetOffsets(id: string, req: IncomingMessage, res: ServerResponse): Promise<Answer> {
+    validateGroupId(id);
+    const { topic, to } = parseResetOffsets(await readJsonBody(req, res));
+    // Checked in the same turn as the coordinator's own check, so no member can join in between.
+    this.checkEmpty(id, 'resetting its offsets');
+    const offsets = await this.opts.groups.resetOffsets(id, topic, to);
+    return { status: 200, body: { groupId: id, topic, offsets: offsets.map(({ partition, offset }) => ({ partition, offset })) } };
+  }
+
+  private async deleteGroup(id: string, req: IncomingMessage): Promise<Answer> {
+    validateGroupId(id);
+    this.checkEmpty(id, 'deleting it');
+    if (!this.opts.log.listGroups().includes(id)) throw unknownGroup(id);
+    const deletedOffsets = await this.opts.log.deleteGroupOffsets(id);
+    this.logger.info({ group: id, deletedOffsets, remote: req.socket.remoteAddress }, 'group deleted');
+    return { status: 200, body: { groupId: id, deletedOffsets } };
+  }
+
+  /** Refuses with GROUP_NOT_EMPTY while the group has members: they would commit over the change. */
+  private checkEmpty(id: string, doing: string): void {
+    const members = this.opts.groups.describe(id).members.map((m) => m.memberId);
+    if (members.length === 0) return;
+    const listed = members.length <= MAX_LISTED_MEMBERS ? members.join(', ') : `${members.slice(0, MAX_LISTED_MEMBERS).join(', ')} and ${members.length - MAX_LISTED_MEMBERS} more`;
+    throw new EdgelogError(
+      'GROUP_NOT_EMPTY',
+      `group '${id}' has ${members.length} active member(s) (${listed}): stop its consumers (or wait for their session timeout) before ${doing}`,
+    );
+  }
+}
+
+function unknownGroup(id: string): EdgelogError {
+  return new EdgelogError('UNKNOWN_GROUP', `unknown group '${id}': it has no members and no committed offsets (edgelog groups list shows the groups)`);
+}
+
+function routePath(route: Route): string {
+  return `${API_PREFIX}/${route.segments.join('/')}`;
+}
+
+/** Whether a Host header names this machine's loopback: localhost, 127.x.x.x or [::1], with any port. */
+export function isLoopbackHost(host: string): boolean {
+  const name = (host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.split(':')[0]!).toLowerCase();
+  return name === 'localhost' || name === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name);
+}
