@@ -8,6 +8,8 @@ import {
 } from './log/commit-log.js';
 import { DEFAULT_TOPIC_RULES, topicRuleError, type TopicRule } from './ingest/topic-mapping.js';
 import { DEFAULT_TOPIC_CONFIG, MAX_MESSAGE_BYTES_LIMIT, MAX_PARTITIONS, type TopicConfig } from './log/topic-config.js';
+import { parseConnectors, type ConnectorConfig } from './streams/connectors/config.js';
+import { parseStreamsConfig, type StreamProcessorConfig } from './streams/config.js';
 
 /**
  * The gateway's configuration, read and validated in one place (STYLE.md §6) and then passed down
@@ -66,6 +68,10 @@ export interface GatewayConfig {
     /** Settings of topics created on first use. */
     topicDefaults: TopicConfig;
   };
+  /** File connectors (file-source, file-sink), validated by src/streams/connectors/config.ts; see docs/connectors.md. */
+  connectors: ConnectorConfig[];
+  /** Stream processors (filter, map, window, alert), validated by src/streams/config.ts; see docs/streams.md. */
+  streams: readonly StreamProcessorConfig[];
 }
 
 export const DEFAULT_CONFIG: Readonly<GatewayConfig> = deepFreeze({
@@ -89,6 +95,8 @@ export const DEFAULT_CONFIG: Readonly<GatewayConfig> = deepFreeze({
     retentionSchedule: DEFAULT_RETENTION_SCHEDULE,
     topicDefaults: { ...DEFAULT_TOPIC_CONFIG },
   },
+  connectors: [],
+  streams: [],
 });
 
 /** Topic rules are matched in turn for every publish: a bound on that work. */
@@ -229,6 +237,8 @@ function validate(c: GatewayConfig): void {
   int('log.topicDefaults.retentionMs', t.retentionMs, -1, Number.MAX_SAFE_INTEGER);
   int('log.topicDefaults.retentionBytes', t.retentionBytes, -1, Number.MAX_SAFE_INTEGER);
   int('log.topicDefaults.maxMessageBytes', t.maxMessageBytes, 64, MAX_MESSAGE_BYTES_LIMIT);
+  c.connectors = parseConnectors(c.connectors);
+  c.streams = parseStreamsConfig(c.streams);
 }
 
 function flagName(path: string): string {

@@ -15,6 +15,8 @@ import { MqttIngest } from './ingest/mqtt-ingest.js';
 import { TopicMapper } from './ingest/topic-mapping.js';
 import { WsIngest } from './ingest/ws-ingest.js';
 import { CommitLog, DEFAULT_MAX_PENDING_BYTES } from './log/commit-log.js';
+import { Connectors } from './streams/connectors/connectors.js';
+import { StreamProcessors } from './streams/stream-processors.js';
 import { AdminApi, API_PREFIX } from './server/api.js';
 import { ConsumeService, MAX_CONSUME_FRAME_BYTES } from './server/consume-session.js';
 import { HttpServer } from './server/http-server.js';
@@ -54,6 +56,10 @@ export class Gateway {
     private readonly http: HttpServer,
     readonly ports: GatewayPorts,
     private readonly logger: Logger,
+    /** File connectors (config `connectors:`): started after the log, closed before it. */
+    readonly connectors: Connectors,
+    /** Stream processors (config `streams:`): started after the log and the coordinator, closed before them. */
+    readonly streams: StreamProcessors,
     private readonly produce: ProduceService,
   ) {}
 
@@ -88,6 +94,8 @@ export class Gateway {
     });
     const closers: (() => Promise<void>)[] = [() => log.close()];
     try {
+      const connectors = await Connectors.start({ log, connectors: config.connectors, logger });
+      closers.unshift(() => connectors.close());
       const { topicRules, ...limits } = config.ingest;
       const intake = new Intake({ log, devices: registry, mapper: new TopicMapper(topicRules), logger: logger.child({ component: 'ingest' }), ...limits });
       const maxPacketBytes = config.log.topicDefaults.maxMessageBytes + MQTT_PACKET_SLACK_BYTES;
@@ -106,6 +114,8 @@ export class Gateway {
       }
       const groups = new GroupCoordinator({ log, logger });
       closers.unshift(async () => groups.close());
+      const streams = StreamProcessors.start({ log, groups, logger, processors: config.streams });
+      closers.unshift(() => streams.close());
       const consume = new ConsumeService({ log, groups, logger });
       closers.unshift(async () => consume.close());
       const wsIngest = new WsIngest({ intake, devices: registry, allowAnonymous, authThrottle, logger, maxMessageBytes: config.log.topicDefaults.maxMessageBytes });
@@ -130,7 +140,7 @@ export class Gateway {
       });
       const ports: GatewayPorts = { mqtt: mqttPort, mqttTls: mqttTlsPort, http: http.ports.http, https: http.ports.https };
       logger.info({ dataDir: dir, topics: log.listTopics().length, devices: registry.size, host, ...portFields(ports) }, 'edgelog gateway started');
-      return new Gateway(log, intake, registry, groups, consume, mqtt, mqttServers, http, ports, logger, produce);
+      return new Gateway(log, intake, registry, groups, consume, mqtt, mqttServers, http, ports, logger, connectors, streams, produce);
     } catch (error) {
       for (const close of closers) await close();
       throw error;
@@ -152,11 +162,13 @@ export class Gateway {
       // callbacks later (aedes's PUBACK path). Let those run before the connections are cut.
       for (let turn = 0; turn < ACK_FLUSH_TURNS; turn++) await new Promise((resolve) => setImmediate(resolve));
       await this.mqtt.close();
-      // Consumers leave their groups before the log closes under them.
+      // Consumers and stream processors leave their groups before the log closes under them.
+      await this.streams.close();
       this.consume.close();
       this.groups.close();
       await this.http.close();
       await Promise.all(listenersClosed);
+      await this.connectors.close();
       await this.log.close();
       this.logger.info('edgelog gateway stopped');
     })();
