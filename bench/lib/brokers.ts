@@ -19,6 +19,8 @@ export interface BrokerProcess {
   readonly name: 'edgelog' | 'mosquitto';
   readonly url: string;
   readonly port: number;
+  /** The gateway's HTTP port (/consume, /api); undefined for Mosquitto. */
+  readonly httpPort: number | undefined;
   readonly pid: number;
   /** The commit log's folder (edgelog only); removed by {@link BrokerProcess.cleanup}. */
   readonly dataDir: string | undefined;
@@ -30,7 +32,8 @@ export interface BrokerProcess {
   cleanup(): void;
 }
 
-function tracked(name: BrokerProcess['name'], child: ChildProcess, port: number, dir: string, dataDir: string | undefined, output: () => string): BrokerProcess {
+function tracked(name: BrokerProcess['name'], child: ChildProcess, ports: { mqtt: number; http?: number }, dir: string, dataDir: string | undefined, output: () => string): BrokerProcess {
+  const port = ports.mqtt;
   const pid = child.pid;
   if (pid === undefined) throw new Error(`${name} did not start: ${output()}`);
   let stopping: Promise<void> | undefined;
@@ -38,6 +41,7 @@ function tracked(name: BrokerProcess['name'], child: ChildProcess, port: number,
     name,
     url: `mqtt://127.0.0.1:${port}`,
     port,
+    httpPort: ports.http,
     pid,
     dataDir,
     cpuSeconds: () => cpuSeconds(pid),
@@ -104,7 +108,7 @@ export async function startGateway(options: { cpuProfileDir?: string | undefined
   const output = keepTail(child);
   let lines = '';
   try {
-    const port = await new Promise<number>((resolve, reject) => {
+    const ports = await new Promise<{ mqtt: number; http: number }>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`the gateway did not log 'edgelog gateway started' within ${START_TIMEOUT_MS / 1000} s:\n${output()}`)), START_TIMEOUT_MS);
       const onData = (chunk: Buffer) => {
         // Bounded: only the first lines are searched, until the start line shows up.
@@ -112,11 +116,11 @@ export async function startGateway(options: { cpuProfileDir?: string | undefined
         lines += chunk.toString();
         for (const line of lines.split('\n')) {
           if (!line.includes('edgelog gateway started')) continue;
-          const port = (JSON.parse(line) as { mqttPort?: unknown }).mqttPort;
-          if (typeof port !== 'number') continue;
+          const { mqttPort, httpPort } = JSON.parse(line) as { mqttPort?: unknown; httpPort?: unknown };
+          if (typeof mqttPort !== 'number' || typeof httpPort !== 'number') continue;
           clearTimeout(timer);
           child.stdout?.off('data', onData);
-          resolve(port);
+          resolve({ mqtt: mqttPort, http: httpPort });
         }
       };
       child.stdout?.on('data', onData);
@@ -125,7 +129,7 @@ export async function startGateway(options: { cpuProfileDir?: string | undefined
         reject(new Error(`the gateway exited (${code ?? signal}) before it started:\n${output()}`));
       });
     });
-    return tracked('edgelog', child, port, dir, dataDir, output);
+    return tracked('edgelog', child, ports, dir, dataDir, output);
   } catch (error) {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
@@ -155,5 +159,5 @@ export async function startMosquitto(extraConfig: readonly string[] = []): Promi
     }
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
-  return tracked('mosquitto', child, port, dir, undefined, output);
+  return tracked('mosquitto', child, { mqtt: port }, dir, undefined, output);
 }

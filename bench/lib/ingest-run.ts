@@ -84,7 +84,15 @@ function formatRate(r: number): string {
  * connect and for the warm-up, then measures acks, ack latency and CPU over the window, stops the
  * load and checks the counts the broker can be held to.
  */
-export async function measureRun(broker: BrokerProcess, load: RunLoad, timing: RunTiming, subscriber: CountingSubscriber | undefined, runId: string): Promise<RunResult> {
+export async function measureRun(
+  broker: BrokerProcess,
+  load: RunLoad,
+  timing: RunTiming,
+  subscriber: CountingSubscriber | undefined,
+  runId: string,
+  /** Called as the measurement window opens and closes (a consumer measuring over the same window). */
+  hooks?: { opened(): void; closed(): void },
+): Promise<RunResult> {
   const shares = splitDevices(load.devices, load.processes);
   const deliveredBefore = subscriber?.received ?? 0;
   const started = await Promise.allSettled(
@@ -127,12 +135,14 @@ export async function measureRun(broker: BrokerProcess, load: RunLoad, timing: R
     self0 = process.cpuUsage();
     cpu0 = broker.cpuSeconds();
     const t0 = performance.now();
+    hooks?.opened();
     first = await Promise.all(loads.map((l) => l.mark()));
     // A device that boots while the broker is this busy: how long until it may publish?
     const probe = connackMs(broker.port, `${runId}-probe`, timing.windowS * 1000);
     await sleep(timing.windowS * 1000);
     probeMs = await probe;
     last = await Promise.all(loads.map((l) => l.mark()));
+    hooks?.closed();
     cpu1 = broker.cpuSeconds();
     windowMs = performance.now() - t0;
     self1 = process.cpuUsage(self0);
