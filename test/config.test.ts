@@ -63,3 +63,13 @@ describe('config', () => {
     expect(refusal(() => loadConfig({ file: configFile('ingest:\n  topicRules: {}\n') }))).toMatch(/'ingest\.topicRules' must be a list of 1 to 32 rules/);
   });
 });
+
+describe('the shipped examples', () => {
+  it('config/streams.example.yaml loads: per-device one-minute aggregates and an alerts topic', () => {
+    const config = loadConfig({ file: fileURLToPath(new URL('../config/streams.example.yaml', import.meta.url)) });
+    expect(config.streams.map((p) => [p.name, p.to])).toEqual([
+      ['climate-1m', 'climate-1m'],
+      ['climate-alerts', 'alerts'],
+    ]);
+  });
+});
