@@ -143,19 +143,22 @@ export function decodeRecord(buf: Buffer, expectedOffset: number): StoredRecord 
   const flags = buf[5]!;
   const headerCount = buf.readUInt16LE(6);
   let pos = FIXED_BYTES;
-  const read = (): Buffer => {
+  // Moves `pos` past one length-prefixed field and returns where the field starts. Text fields are
+  // decoded straight from `buf` (no Buffer per field: reads allocate per record, and that counts).
+  const skip = (): number => {
     if (pos + 4 > buf.length) throw new RecordDecodeError('length field runs past the end of the record');
     const n = buf.readUInt32LE(pos);
     const start = pos + 4;
     if (start + n > buf.length) throw new RecordDecodeError('field runs past the end of the record');
     pos = start + n;
-    return buf.subarray(start, pos);
+    return start;
+  };
+  const field = (asText: boolean): string | Buffer => {
+    const start = skip();
+    return asText ? buf.toString('utf8', start, pos) : buf.subarray(start, pos);
   };
   let key: string | Buffer | null = null;
-  if (flags & FLAG_HAS_KEY) {
-    const bytes = read();
-    key = flags & FLAG_KEY_STRING ? bytes.toString('utf8') : bytes;
-  }
+  if (flags & FLAG_HAS_KEY) key = field((flags & FLAG_KEY_STRING) !== 0);
   const headers: Record<string, string | Buffer> = {};
   for (let i = 0; i < headerCount; i++) {
     if (pos + 2 > buf.length) throw new RecordDecodeError('header runs past the end of the record');
@@ -163,10 +166,9 @@ export function decodeRecord(buf: Buffer, expectedOffset: number): StoredRecord 
     const name = buf.toString('utf8', pos + 2, pos + 2 + nameLength);
     pos += 2 + nameLength;
     const kind = buf[pos++];
-    const bytes = read();
-    headers[name] = kind === HEADER_STRING ? bytes.toString('utf8') : bytes;
+    headers[name] = field(kind === HEADER_STRING);
   }
-  const value = read();
+  const value = field(false) as Buffer;
   if (pos !== buf.length) throw new RecordDecodeError(`${buf.length - pos} unexpected bytes after the value`);
   return { offset, timestamp: buf.readDoubleLE(16), appendTime: buf.readDoubleLE(24), key, value, headers };
 }
