@@ -94,7 +94,6 @@ interface Planned {
  */
 export class Intake {
   private readonly budget: ByteBudget;
-  private readonly creating = new Map<string, Promise<void>>();
   private readonly deadLetterWarnedMs = new Map<string, number>();
   private readonly counts = { stored: 0, deadLettered: 0, refused: {} as Record<string, number> };
   private logFull = false;
@@ -196,7 +195,8 @@ export class Intake {
         if (waitMs > 0) return new Promise((resolve) => setTimeout(resolve, waitMs));
       }
     }
-    if (!this.opts.log.hasTopic(item.topic)) return this.ensureTopic(item.topic);
+    // The log says 'topic created' itself: one line per state change.
+    if (!this.opts.log.hasTopic(item.topic)) return this.opts.log.ensureTopic(item.topic);
     if (!item.budgetHeld) {
       if (this.budget.tryAcquire(item.bytes)) item.budgetHeld = true;
       else return this.budget.acquire(item.bytes).then(() => void (item.budgetHeld = true));
@@ -268,24 +268,6 @@ export class Intake {
     if (this.deadLetterWarnedMs.size >= DEADLETTER_WARN_DEVICES_MAX) this.deadLetterWarnedMs.clear();
     this.deadLetterWarnedMs.set(deviceId, nowMs);
     this.opts.logger.warn({ deviceId, client: identity.client, reason: item.deadLetterReason }, 'reading stored in the dead-letter topic');
-  }
-
-  /** Creates a log topic on first use; concurrent first readings share one creation. */
-  private ensureTopic(topic: string): Promise<void> {
-    let pending = this.creating.get(topic);
-    if (!pending) {
-      // The log says 'topic created' itself: one line per state change.
-      pending = this.opts.log.createTopic(topic).then(
-        () => {},
-        (error: unknown) => {
-          if (!(error instanceof EdgelogError && error.code === 'TOPIC_EXISTS')) throw error;
-        },
-      );
-      this.creating.set(topic, pending);
-      const forget = () => this.creating.delete(topic);
-      pending.then(forget, forget);
-    }
-    return pending;
   }
 }
 

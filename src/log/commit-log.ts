@@ -175,7 +175,8 @@ type Task = () => Promise<boolean>;
  */
 export class CommitLog {
   private readonly topics = new Map<string, TopicState>();
-  private readonly creating = new Set<string>();
+  /** Topics being created, with the creation's promise: ensureTopic waits for one in flight. */
+  private readonly creating = new Map<string, Promise<void>>();
   private readonly queue: PendingAppend[] = [];
   private readonly tasks: Task[] = [];
   private pendingBytes = 0;
@@ -307,26 +308,27 @@ export class CommitLog {
     if (this.topics.size + this.creating.size >= this.opts.maxTopics) {
       throw new EdgelogError('INVALID_ARGUMENT', `the log holds at most ${this.opts.maxTopics} topics (maxTopics); delete one or raise the limit`);
     }
-    this.creating.add(name);
-    try {
-      await this.runTask(async () => {
-        const { root, meta } = this.storage;
-        const id = ((meta.get(['nextTopicId']) as number | undefined) ?? 1);
-        const db = root.openDB(topicDbName(id), { encoding: 'binary' });
-        const partitions: PartitionState[] = [];
-        await root.transaction(() => {
-          meta.putSync(['nextTopicId'], id + 1);
-          meta.putSync(['t', name], { id, config, createdAt: this.opts.now() } satisfies TopicMeta);
-          for (let p = 0; p < config.partitions; p++) {
-            const state: PartitionState = { start: 0, next: 0, bytes: 0, maxTs: Number.NEGATIVE_INFINITY };
-            meta.putSync(['p', id, p], state);
-            partitions.push(state);
-          }
-        });
-        this.topics.set(name, { name, id, config, db, partitions, sticky: 0, deleted: false });
-        this.log.info({ topic: name, ...config }, 'topic created');
-        return false;
+    const created = this.runTask(async () => {
+      const { root, meta } = this.storage;
+      const id = ((meta.get(['nextTopicId']) as number | undefined) ?? 1);
+      const db = root.openDB(topicDbName(id), { encoding: 'binary' });
+      const partitions: PartitionState[] = [];
+      await root.transaction(() => {
+        meta.putSync(['nextTopicId'], id + 1);
+        meta.putSync(['t', name], { id, config, createdAt: this.opts.now() } satisfies TopicMeta);
+        for (let p = 0; p < config.partitions; p++) {
+          const state: PartitionState = { start: 0, next: 0, bytes: 0, maxTs: Number.NEGATIVE_INFINITY };
+          meta.putSync(['p', id, p], state);
+          partitions.push(state);
+        }
       });
+      this.topics.set(name, { name, id, config, db, partitions, sticky: 0, deleted: false });
+      this.log.info({ topic: name, ...config }, 'topic created');
+      return false;
+    });
+    this.creating.set(name, created);
+    try {
+      await created;
     } finally {
       this.creating.delete(name);
     }
@@ -357,6 +359,19 @@ export class CommitLog {
       this.log.info({ topic: name }, 'topic deleted');
       return false;
     });
+  }
+
+  /**
+   * Creates a topic with the topic defaults unless it exists: topics created on first use (ingest,
+   * producers, stream processors, connectors). Resolves once the topic exists, also when another
+   * caller's creation of it was in flight.
+   */
+  ensureTopic(name: string): Promise<void> {
+    if (this.topics.has(name)) return Promise.resolve();
+    const inFlight = this.creating.get(name);
+    // A creation that failed is tried again here, so its error reaches this caller too.
+    if (inFlight) return inFlight.then(() => {}, () => this.ensureTopic(name));
+    return this.createTopic(name).then(() => {});
   }
 
   /** Whether a topic exists. */

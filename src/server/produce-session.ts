@@ -64,7 +64,6 @@ export class ProduceService {
   readonly maxInFlightBytes: number;
   readonly budget: ByteBudget;
   readonly logger: Logger;
-  private readonly creating = new Map<string, Promise<void>>();
   private readonly sessions = new Set<ProduceSession>();
   private closing = false;
   private readonly counts: ProduceStats = { connections: 0, pauses: 0, inFlightBytesMax: 0 };
@@ -125,23 +124,6 @@ export class ProduceService {
   /** @internal */
   noteInFlight(bytes: number): void {
     if (bytes > this.counts.inFlightBytesMax) this.counts.inFlightBytesMax = bytes;
-  }
-
-  /** Creates a topic on first use with the configured defaults; concurrent first frames share one creation. */
-  ensureTopic(topic: string): Promise<void> {
-    let pending = this.creating.get(topic);
-    if (!pending) {
-      pending = this.opts.log.createTopic(topic).then(
-        () => {},
-        (error: unknown) => {
-          if (!(error instanceof EdgelogError && error.code === 'TOPIC_EXISTS')) throw error;
-        },
-      );
-      this.creating.set(topic, pending);
-      const forget = () => this.creating.delete(topic);
-      pending.then(forget, forget);
-    }
-    return pending;
   }
 }
 
@@ -241,7 +223,7 @@ class ProduceSession {
       while (this.waiting.length > 0 && !this.closed) {
         const item = this.waiting[0]!;
         try {
-          if (!this.service.opts.log.hasTopic(item.topic)) await this.service.ensureTopic(item.topic);
+          if (!this.service.opts.log.hasTopic(item.topic)) await this.service.opts.log.ensureTopic(item.topic);
           if (!this.service.budget.tryAcquire(item.bytes)) await this.service.budget.acquire(item.bytes);
           item.budgetHeld = true;
         } catch (error) {

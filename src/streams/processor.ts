@@ -323,14 +323,8 @@ export class StreamProcessor {
       this.logger.warn({ partitions: report.droppedPartitions }, "state of input partitions no longer in 'from' is deleted");
     }
     await this.writeCleanup();
-    if (!this.log.hasTopic(this.config.to)) {
-      try {
-        await this.log.createTopic(this.config.to);
-        this.logger.info({ topic: this.config.to }, 'output topic created');
-      } catch (error) {
-        if (!(error instanceof EdgelogError && error.code === 'TOPIC_EXISTS')) throw error;
-      }
-    }
+    // The log says 'topic created' itself.
+    await this.log.ensureTopic(this.config.to);
     this.outputMaxBytes = this.log.describeTopic(this.config.to).config.maxMessageBytes;
     this.needsLoad = false;
   }

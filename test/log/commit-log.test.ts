@@ -68,6 +68,19 @@ describe('topics', () => {
     expect(log.listTopics()).toEqual(['t']);
   });
 
+  it('ensureTopic creates a topic once for concurrent first uses, and waits for a creation already in flight', async () => {
+    const log = await openTestLog();
+    await Promise.all([log.ensureTopic('a'), log.ensureTopic('a'), log.ensureTopic('a')]);
+    expect(log.listTopics()).toEqual(['a']);
+    // Someone creates 'b' with its own settings; a first use meanwhile waits and keeps them.
+    const creating = log.createTopic('b', { partitions: 3 });
+    await log.ensureTopic('b');
+    expect(log.describeTopic('b').partitions).toHaveLength(3);
+    await creating;
+    await log.ensureTopic('b');
+    expect(log.listTopics()).toEqual(['a', 'b']);
+  });
+
   it('enforces maxTopics', async () => {
     const log = await openTestLog({ maxTopics: 3 });
     await log.createTopic('a');

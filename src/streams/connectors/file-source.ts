@@ -427,11 +427,7 @@ export class FileSource {
 
 /** Creates the topic (with the log's topic defaults) when it does not exist; returns its line limits. */
 async function ensureTopic(s: Required<FileSourceSettings>): Promise<LineLimits> {
-  if (!s.log.hasTopic(s.topic)) {
-    await s.log.createTopic(s.topic).catch((error: unknown) => {
-      if (!(error instanceof EdgelogError && error.code === 'TOPIC_EXISTS')) throw error;
-    });
-  }
+  await s.log.ensureTopic(s.topic);
   return lineLimits(s, s.log.describeTopic(s.topic).config.maxMessageBytes);
 }
 
