@@ -5,12 +5,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { parseArgs } from 'node:util';
 import { consumer, type Consumer, type SeekTo } from '../client/consumer.js';
 import type { ConsumerRecord } from '../client/records.js';
 import { commandError } from './client-errors.js';
 import { GATEWAY_OPTION_HELP, gatewayUrl, webSocketUrl } from './gateway-url.js';
-import { UsageError } from './usage-error.js';
+import { parseCommandLine, UsageError } from './usage-error.js';
 
 export const CONSUME_USAGE = `Usage: edgelog consume TOPIC [options]
 
@@ -55,12 +54,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Runs `edgelog consume ...` with the arguments after `consume`. */
 export async function consume(argv: string[]): Promise<void> {
-  let values: Flags;
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      args: argv,
-      options: {
+  const parsed = parseCommandLine(argv, {
         group: { type: 'string' },
         'from-beginning': { type: 'boolean' },
         offset: { type: 'string' },
@@ -69,13 +63,9 @@ export async function consume(argv: string[]): Promise<void> {
         json: { type: 'boolean' },
         gateway: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: true,
-    }));
-  } catch (error) {
-    throw new UsageError(`${(error as Error).message}\n\n${CONSUME_USAGE}`);
-  }
+      }, CONSUME_USAGE);
+  const values: Flags = parsed.values;
+  const { positionals } = parsed;
   if (values.help) {
     process.stdout.write(CONSUME_USAGE);
     return;

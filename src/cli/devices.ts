@@ -4,14 +4,13 @@
  */
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { parseArgs } from 'node:util';
 import { Scalar, isSeq, parseDocument, type Document } from 'yaml';
 import { generateSecret, hashSecret } from '../../devices/credentials.js';
 import { deviceIdError } from '../../devices/device-id.js';
 import { defaultProfilesDir, loadProfiles, type DeviceProfile } from '../../devices/profile.js';
 import { DeviceRegistry, parseRegistryYaml } from '../../devices/registry.js';
 import { EdgelogError } from '../errors.js';
-import { UsageError } from './usage-error.js';
+import { parseCommandLine, UsageError } from './usage-error.js';
 
 export const DEFAULT_REGISTRY_FILE = 'config/devices.yaml';
 /** Human-chosen secrets shorter than this are refused: the default scrypt cost assumes high entropy. */
@@ -53,24 +52,15 @@ interface Flags {
 
 /** Runs `edgelog devices ...` with the arguments after `devices`. */
 export async function devices(argv: string[]): Promise<void> {
-  let values: Flags;
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      args: argv,
-      options: {
+  const parsed = parseCommandLine(argv, {
         registry: { type: 'string' },
         profiles: { type: 'string' },
         profile: { type: 'string' },
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: true,
-    }));
-  } catch (error) {
-    throw new UsageError(`${(error as Error).message}\n\n${DEVICES_USAGE}`);
-  }
+      }, DEVICES_USAGE);
+  const values: Flags = parsed.values;
+  const { positionals } = parsed;
   const [command, ...args] = positionals;
   if (values.help || command === 'help') {
     process.stdout.write(DEVICES_USAGE);

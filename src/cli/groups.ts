@@ -2,12 +2,11 @@
  * `edgelog groups list|describe|reset-offsets|delete`: consumer groups, through the running
  * gateway's admin API (docs/api.md), in the manner of Kafka's kafka-consumer-groups.
  */
-import { parseArgs } from 'node:util';
 import type { GroupDescription, GroupSummary, OffsetResetTarget } from '../groups/coordinator.js';
 import { ApiClient, segment } from './api-client.js';
 import { GATEWAY_OPTION_HELP, gatewayUrl } from './gateway-url.js';
 import { formatTable, printJson } from './output.js';
-import { UsageError } from './usage-error.js';
+import { parseCommandLine, UsageError } from './usage-error.js';
 
 export const GROUPS_USAGE = `Usage: edgelog groups <list|describe|reset-offsets|delete> [options]
 
@@ -52,12 +51,7 @@ const ISO_DATETIME = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-
 
 /** Runs `edgelog groups ...` with the arguments after `groups`. */
 export async function groups(argv: string[]): Promise<void> {
-  let values: Flags;
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      args: argv,
-      options: {
+  const parsed = parseCommandLine(argv, {
         gateway: { type: 'string' },
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -66,13 +60,9 @@ export async function groups(argv: string[]): Promise<void> {
         'to-latest': { type: 'boolean' },
         'to-offset': { type: 'string' },
         'to-datetime': { type: 'string' },
-      },
-      strict: true,
-      allowPositionals: true,
-    }));
-  } catch (error) {
-    throw new UsageError(`${(error as Error).message}\n\n${GROUPS_USAGE}`);
-  }
+      }, GROUPS_USAGE);
+  const values: Flags = parsed.values;
+  const { positionals } = parsed;
   const [command, ...args] = positionals;
   if (values.help || command === 'help') {
     process.stdout.write(GROUPS_USAGE);

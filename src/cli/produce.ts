@@ -3,13 +3,12 @@
  * the gateway's /produce endpoint (src/client). Memory stays bounded however long stdin is: lines
  * are read as they come, and at most {@link MAX_BATCHES_IN_FLIGHT} batches wait for their answer.
  */
-import { parseArgs } from 'node:util';
 import { producer, type Producer, type ProducerLimits } from '../client/producer.js';
 import type { ProduceResult, ProducerRecord } from '../client/records.js';
 import { EdgelogError, type ErrorCode } from '../errors.js';
 import { commandError } from './client-errors.js';
 import { GATEWAY_OPTION_HELP, gatewayUrl, webSocketUrl } from './gateway-url.js';
-import { UsageError } from './usage-error.js';
+import { parseCommandLine, UsageError } from './usage-error.js';
 
 export const PRODUCE_USAGE = `Usage: edgelog produce TOPIC [--key K] [--gateway URL]
 
@@ -41,18 +40,9 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Runs `edgelog produce ...` with the arguments after `produce`. */
 export async function produce(argv: string[]): Promise<void> {
-  let values: { key?: string; gateway?: string; help?: boolean };
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      args: argv,
-      options: { key: { type: 'string' }, gateway: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-      strict: true,
-      allowPositionals: true,
-    }));
-  } catch (error) {
-    throw new UsageError(`${(error as Error).message}\n\n${PRODUCE_USAGE}`);
-  }
+  const parsed = parseCommandLine(argv, { key: { type: 'string' }, gateway: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, PRODUCE_USAGE);
+  const values: { key?: string; gateway?: string; help?: boolean } = parsed.values;
+  const { positionals } = parsed;
   if (values.help) {
     process.stdout.write(PRODUCE_USAGE);
     return;

@@ -2,12 +2,11 @@
  * `edgelog topics list|create|describe|delete`: the log's topics, through the running gateway's
  * admin API (docs/api.md). Tables for people, `--json` (the API's answer as it is) for scripts.
  */
-import { parseArgs } from 'node:util';
 import type { TopicDescription } from '../log/commit-log.js';
 import { ApiClient, segment } from './api-client.js';
 import { GATEWAY_OPTION_HELP, gatewayUrl } from './gateway-url.js';
 import { formatTable, isoTime, printJson } from './output.js';
-import { UsageError } from './usage-error.js';
+import { parseCommandLine, UsageError } from './usage-error.js';
 
 export const TOPICS_USAGE = `Usage: edgelog topics <list|create|describe|delete> [options]
 
@@ -61,12 +60,7 @@ interface TopicSummary {
 
 /** Runs `edgelog topics ...` with the arguments after `topics`. */
 export async function topics(argv: string[]): Promise<void> {
-  let values: Flags;
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      args: argv,
-      options: {
+  const parsed = parseCommandLine(argv, {
         gateway: { type: 'string' },
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -74,13 +68,9 @@ export async function topics(argv: string[]): Promise<void> {
         'retention-ms': { type: 'string' },
         'retention-bytes': { type: 'string' },
         'max-message-bytes': { type: 'string' },
-      },
-      strict: true,
-      allowPositionals: true,
-    }));
-  } catch (error) {
-    throw new UsageError(`${(error as Error).message}\n\n${TOPICS_USAGE}`);
-  }
+      }, TOPICS_USAGE);
+  const values: Flags = parsed.values;
+  const { positionals } = parsed;
   const [command, ...args] = positionals;
   if (values.help || command === 'help') {
     process.stdout.write(TOPICS_USAGE);
