@@ -38,13 +38,18 @@ async function runChild(dir: string, killAfterMs: number | undefined): Promise<'
   let done = false;
   for await (const line of createInterface({ input: child.stdout })) {
     if (line === 'ready' && killAfterMs !== undefined) timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
-    if (line === 'done') done = true;
+    if (line === 'done') {
+      // The work is finished and the log closed: a kill timer firing now would only race the exit.
+      clearTimeout(timer);
+      done = true;
+    }
   }
   const how = await exited;
   clearTimeout(guard);
   clearTimeout(timer);
   if (how === 'SIGKILL' && !done) return 'killed';
-  if (how === 0 && done) return 'done';
+  // 'done' is printed after the log closed, so a kill that still lands before the exit changes nothing.
+  if (done && (how === 0 || how === 'SIGKILL')) return 'done';
   throw new Error(`processor child exited ${how}: ${stderr}`);
 }
 
