@@ -23,7 +23,7 @@ import {
 import { checkStateWrite, stateKey, stateRange, validateStoreName, type StateWrite } from './state.js';
 import { prepareRecords, type AppendRecord, type PreparedRecord } from './prepare-records.js';
 import { appendTimeOf, decodeRecord, encodeInto, RecordDecodeError, timestampOf, type StoredRecord } from './record-codec.js';
-import { recordsToDelete } from './retention.js';
+import { applyRetentionHold, recordsToDelete } from './retention.js';
 import {
   EMPTY,
   openStorage,
@@ -65,6 +65,13 @@ export interface CommitLogOptions {
   retentionSchedule?: string | null;
   /** Records deleted per retention transaction, so appends never wait behind a large deletion. Default 1,000. */
   retentionBatchRecords?: number;
+  /**
+   * What retention does with records a hold keeps (holdRetention: records a bridge has not yet
+   * replicated) once they are past their topic's retention and the log is under disk pressure:
+   * 'keep' them (the default: when the log fills, appends are refused with LOG_FULL), or
+   * 'drop-oldest' (delete them as retention says, counted in droppedHeldRecords and logged).
+   */
+  diskPressurePolicy?: DiskPressurePolicy;
   logger?: Logger;
   /** The clock, in ms since the epoch (tests move it). */
   now?: () => number;
@@ -76,6 +83,19 @@ export const DEFAULT_MAX_BATCH_RECORDS = 10_000;
 export const DEFAULT_MAX_PENDING_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_RETENTION_SCHEDULE = '*/30 * * * * *';
 export const DEFAULT_RETENTION_BATCH_RECORDS = 1000;
+/** The log is under disk pressure past this share of maxLogBytes, or below twice the free-disk reserve. */
+export const DISK_PRESSURE_FRACTION = 0.9;
+
+export type DiskPressurePolicy = 'keep' | 'drop-oldest';
+export const DISK_PRESSURE_POLICIES: readonly DiskPressurePolicy[] = ['keep', 'drop-oldest'];
+
+/** Keeps retention from deleting records a consumer group has not consumed yet (a bridge's checkpoint). */
+export interface RetentionHold {
+  /** The group whose committed offset per partition is the first record to keep; none committed keeps all. */
+  group: string;
+  /** Whether the hold covers a topic. */
+  covers: (topic: string) => boolean;
+}
 
 /** Where a record went. */
 export interface AppendResult {
@@ -128,6 +148,8 @@ export interface AppendOptions {
 export interface RetentionReport {
   deletedRecords: number;
   deletedBytes: number;
+  /** Of the deleted records, those a hold wanted kept (disk-pressure policy 'drop-oldest'). */
+  droppedHeldRecords: number;
 }
 
 interface TopicState {
@@ -189,10 +211,13 @@ export class CommitLog {
   private lastFullLogAt = 0;
   private appendCommits = 0;
   private readonly appendListeners = new Set<AppendListener>();
+  private readonly holds = new Set<RetentionHold>();
+  private droppedHeld = 0;
 
   private constructor(
     private readonly storage: Storage,
-    private readonly opts: Required<Omit<CommitLogOptions, 'topicDefaults' | 'logger' | 'retentionSchedule'>> & {
+    private readonly opts: Required<Omit<CommitLogOptions, 'topicDefaults' | 'logger' | 'retentionSchedule' | 'diskPressurePolicy'>> & {
+      diskPressurePolicy: DiskPressurePolicy;
       retentionSchedule: string | null;
     },
     private readonly topicDefaults: Readonly<TopicConfig>,
@@ -215,8 +240,12 @@ export class CommitLog {
       maxPendingBytes: integerIn('maxPendingBytes', options.maxPendingBytes ?? DEFAULT_MAX_PENDING_BYTES, 1024, Number.MAX_SAFE_INTEGER),
       retentionSchedule: options.retentionSchedule === undefined ? DEFAULT_RETENTION_SCHEDULE : options.retentionSchedule,
       retentionBatchRecords: integerIn('retentionBatchRecords', options.retentionBatchRecords ?? DEFAULT_RETENTION_BATCH_RECORDS, 1, 1_000_000),
+      diskPressurePolicy: options.diskPressurePolicy ?? 'keep',
       now: options.now ?? Date.now,
     };
+    if (!DISK_PRESSURE_POLICIES.includes(opts.diskPressurePolicy)) {
+      throw new EdgelogError('INVALID_ARGUMENT', `diskPressurePolicy must be one of ${DISK_PRESSURE_POLICIES.join(', ')}, got ${describe(opts.diskPressurePolicy)}`);
+    }
     if (opts.retentionSchedule !== null && (typeof opts.retentionSchedule !== 'string' || !validateCron(opts.retentionSchedule))) {
       throw new EdgelogError('INVALID_ARGUMENT', `retentionSchedule must be a cron expression or null, got ${describe(opts.retentionSchedule)}`);
     }
@@ -451,6 +480,23 @@ export class CommitLog {
   onAppend(listener: AppendListener): () => void {
     this.appendListeners.add(listener);
     return () => this.appendListeners.delete(listener);
+  }
+
+  /**
+   * Keeps retention from deleting records of the covered topics at or after `hold.group`'s
+   * committed offsets (DESIGN "Contracts": retention never drops unreplicated data unless config
+   * allows it): bridges hold the records they have not replicated. Register a hold before
+   * retention can run (right after open); returns the release.
+   */
+  holdRetention(hold: RetentionHold): () => void {
+    validateGroupId(hold.group);
+    this.holds.add(hold);
+    return () => this.holds.delete(hold);
+  }
+
+  /** Records deleted by retention although a hold wanted them kept, since open. */
+  get droppedHeldRecords(): number {
+    return this.droppedHeld;
   }
 
   // ---------------------------------------------------------------- committed offsets
@@ -835,7 +881,7 @@ export class CommitLog {
    */
   async enforceRetention(): Promise<RetentionReport> {
     this.checkOpen();
-    const report: RetentionReport = { deletedRecords: 0, deletedBytes: 0 };
+    const report: RetentionReport = { deletedRecords: 0, deletedBytes: 0, droppedHeldRecords: 0 };
     const work = [...this.topics.values()].flatMap((t) => t.partitions.map((_, p) => ({ topic: t, p })));
     let i = 0;
     await this.runTask(async () => {
@@ -845,18 +891,21 @@ export class CommitLog {
         if (deleted) {
           report.deletedRecords += deleted.records;
           report.deletedBytes += deleted.bytes;
+          report.droppedHeldRecords += deleted.droppedHeld;
           return true; // let queued appends commit before the next chunk
         }
         i++;
       }
       return false;
     });
-    if (report.deletedRecords > 0) this.log.info(report, 'retention deleted records');
+    if (report.droppedHeldRecords > 0) {
+      this.log.warn(report, "retention deleted records a bridge had not replicated: the log is under disk pressure and diskPressurePolicy is 'drop-oldest'");
+    } else if (report.deletedRecords > 0) this.log.info(report, 'retention deleted records');
     return report;
   }
 
   /** Deletes one chunk of expired records from a partition; null when nothing is due. */
-  private async retainChunk(topic: TopicState, p: number): Promise<{ records: number; bytes: number } | null> {
+  private async retainChunk(topic: TopicState, p: number): Promise<{ records: number; bytes: number; droppedHeld: number } | null> {
     const s = topic.partitions[p]!;
     if (topic.config.retentionMs < 0 && topic.config.retentionBytes < 0) return null;
     const candidates: Array<{ appendTime: number; bytes: number }> = [];
@@ -867,7 +916,10 @@ export class CommitLog {
     })) {
       candidates.push({ appendTime: appendTimeOf(value as Buffer), bytes: (value as Buffer).length });
     }
-    const n = recordsToDelete(candidates, s.bytes, topic.config, this.opts.now());
+    const due = recordsToDelete(candidates, s.bytes, topic.config, this.opts.now());
+    if (due === 0) return null;
+    const dropHeld = this.opts.diskPressurePolicy === 'drop-oldest' && this.underDiskPressure();
+    const { toDelete: n, droppedHeld } = applyRetentionHold(s.start, due, this.heldFrom(topic, p), dropHeld);
     if (n === 0) return null;
     const bytes = candidates.slice(0, n).reduce((sum, c) => sum + c.bytes, 0);
     const next: PartitionState = { ...s, start: s.start + n, bytes: s.bytes - bytes };
@@ -883,7 +935,26 @@ export class CommitLog {
     });
     topic.partitions[p] = next;
     this.storedBytes -= bytes;
-    return { records: n, bytes };
+    this.droppedHeld += droppedHeld;
+    return { records: n, bytes, droppedHeld };
+  }
+
+  /** The first offset of a partition that holds keep, or undefined when no hold covers it. */
+  private heldFrom(topic: TopicState, p: number): number | undefined {
+    let from: number | undefined;
+    for (const hold of this.holds) {
+      if (!hold.covers(topic.name)) continue;
+      const committed = this.storage.meta.get(offsetKey(hold.group, topic.id, p)) as StoredOffset | undefined;
+      const offset = committed?.offset ?? 0;
+      from = from === undefined ? offset : Math.min(from, offset);
+    }
+    return from;
+  }
+
+  private underDiskPressure(): boolean {
+    const { maxLogBytes, minFreeDiskBytes } = this.opts;
+    if (maxLogBytes >= 0 && this.storedBytes >= maxLogBytes * DISK_PRESSURE_FRACTION) return true;
+    return this.disk.free() < 2 * minFreeDiskBytes;
   }
 
   // ---------------------------------------------------------------- lifecycle

@@ -38,3 +38,20 @@ export function recordsToDelete(
   }
   return n;
 }
+
+/**
+ * What a partition's retention deletes once holds are counted (see CommitLog.holdRetention): a
+ * hold keeps records from `heldFrom` on (its group's committed offset: the first record not yet
+ * replicated), unless `dropHeld` (the disk-pressure policy 'drop-oldest' while under pressure),
+ * when they go too and are counted as `droppedHeld` so the loss is never silent.
+ */
+export function applyRetentionHold(
+  start: number,
+  toDelete: number,
+  heldFrom: number | undefined,
+  dropHeld: boolean,
+): { toDelete: number; droppedHeld: number } {
+  if (heldFrom === undefined || start + toDelete <= heldFrom) return { toDelete, droppedHeld: 0 };
+  if (dropHeld) return { toDelete, droppedHeld: start + toDelete - Math.max(start, heldFrom) };
+  return { toDelete: Math.max(0, heldFrom - start), droppedHeld: 0 };
+}

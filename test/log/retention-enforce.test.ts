@@ -14,7 +14,7 @@ describe('retention', () => {
     await log.append('t', Array.from({ length: 100 }, () => ({ value: bytes('old'), timestamp: 5 })));
     now += 30_000;
     await log.append('t', Array.from({ length: 50 }, () => ({ value: bytes('new'), timestamp: 5 })));
-    expect(await log.enforceRetention()).toEqual({ deletedRecords: 0, deletedBytes: 0 });
+    expect(await log.enforceRetention()).toEqual({ deletedRecords: 0, deletedBytes: 0, droppedHeldRecords: 0 });
     now += 40_000; // the first 100 are now 70 s old, the last 50 are 40 s old
     const report = await log.enforceRetention();
     expect(report.deletedRecords).toBe(100);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { recordsToDelete } from '../../src/log/retention.js';
+import { applyRetentionHold, recordsToDelete } from '../../src/log/retention.js';
 
 const rec = (appendTime: number, bytes = 10) => ({ appendTime, bytes });
 
@@ -24,5 +24,22 @@ describe('recordsToDelete', () => {
   it('applies whichever limit deletes more', () => {
     const c = [rec(0, 100), rec(0, 100), rec(9999, 100), rec(9999, 100)];
     expect(recordsToDelete(c, 400, { retentionMs: 1000, retentionBytes: 150 }, 10_000)).toBe(3);
+  });
+});
+
+describe('applyRetentionHold', () => {
+  it('changes nothing without a hold, or when the hold is past what retention deletes', () => {
+    expect(applyRetentionHold(10, 5, undefined, false)).toEqual({ toDelete: 5, droppedHeld: 0 });
+    expect(applyRetentionHold(10, 5, 15, false)).toEqual({ toDelete: 5, droppedHeld: 0 });
+  });
+
+  it('keeps every record from the held offset on', () => {
+    expect(applyRetentionHold(10, 5, 12, false)).toEqual({ toDelete: 2, droppedHeld: 0 });
+    expect(applyRetentionHold(10, 5, 0, false)).toEqual({ toDelete: 0, droppedHeld: 0 });
+  });
+
+  it('under the drop policy deletes them anyway and counts exactly the held ones', () => {
+    expect(applyRetentionHold(10, 5, 12, true)).toEqual({ toDelete: 5, droppedHeld: 3 });
+    expect(applyRetentionHold(10, 5, 3, true)).toEqual({ toDelete: 5, droppedHeld: 5 });
   });
 });
