@@ -1,15 +1,19 @@
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { validate as validateCron } from 'node-cron';
 import { parse as parseYaml } from 'yaml';
 import { EdgelogError } from './errors.js';
 import {
   DEFAULT_MIN_FREE_DISK_BYTES,
   DEFAULT_RETENTION_SCHEDULE,
+  DISK_PRESSURE_POLICIES,
+  type DiskPressurePolicy,
 } from './log/commit-log.js';
 import { DEFAULT_TOPIC_RULES, topicRuleError, type TopicRule } from './ingest/topic-mapping.js';
 import { DEFAULT_TOPIC_CONFIG, MAX_MESSAGE_BYTES_LIMIT, MAX_PARTITIONS, type TopicConfig } from './log/topic-config.js';
 import { parseConnectors, type ConnectorConfig } from './streams/connectors/config.js';
 import { parseStreamsConfig, type StreamProcessorConfig } from './streams/config.js';
+import { parseBridges, type BridgeConfig } from '../bridges/config.js';
 
 /**
  * The gateway's configuration, read and validated in one place (STYLE.md §6) and then passed down
@@ -17,6 +21,8 @@ import { parseStreamsConfig, type StreamProcessorConfig } from './streams/config
  * variables, command-line flags. config/edgelog.yaml ships the defaults spelled out.
  */
 export interface GatewayConfig {
+  /** This gateway's name upstream: every replicated record carries it. Default: the host name. */
+  gatewayId: string;
   /** Where the commit log lives. */
   dataDir: string;
   /** Accept anonymous clients from the network too (like Mosquitto 2's allow_anonymous); otherwise loopback only. */
@@ -65,6 +71,8 @@ export interface GatewayConfig {
     minFreeDiskBytes: number;
     /** When retention runs (node-cron expression). */
     retentionSchedule: string;
+    /** 'keep' records bridges have not replicated even when the log fills (appends are refused), or 'drop-oldest' of them past their retention under disk pressure (counted and logged). */
+    diskPressurePolicy: DiskPressurePolicy;
     /** Settings of topics created on first use. */
     topicDefaults: TopicConfig;
   };
@@ -72,9 +80,15 @@ export interface GatewayConfig {
   connectors: ConnectorConfig[];
   /** Stream processors (filter, map, window, alert), validated by src/streams/config.ts; see docs/streams.md. */
   streams: readonly StreamProcessorConfig[];
+  /** Upstream bridges (MQTT, NATS JetStream), validated by bridges/config.ts; see docs/bridges.md. */
+  bridges: readonly BridgeConfig[];
 }
 
+/** Host names may hold characters that upstream topic levels and subject tokens do not take well. */
+const GATEWAY_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
 export const DEFAULT_CONFIG: Readonly<GatewayConfig> = deepFreeze({
+  gatewayId: hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 64) || 'edgelog',
   dataDir: './data',
   allowAnonymous: false,
   mqtt: { port: 1883 },
@@ -93,10 +107,12 @@ export const DEFAULT_CONFIG: Readonly<GatewayConfig> = deepFreeze({
     maxLogBytes: -1,
     minFreeDiskBytes: DEFAULT_MIN_FREE_DISK_BYTES,
     retentionSchedule: DEFAULT_RETENTION_SCHEDULE,
+    diskPressurePolicy: 'keep',
     topicDefaults: { ...DEFAULT_TOPIC_CONFIG },
   },
   connectors: [],
   streams: [],
+  bridges: [],
 });
 
 /** Topic rules are matched in turn for every publish: a bound on that work. */
@@ -104,6 +120,7 @@ const MAX_TOPIC_RULES = 32;
 
 /** Environment variables that override config keys. */
 export const ENV_KEYS: Readonly<Record<string, string>> = {
+  EDGELOG_GATEWAY_ID: 'gatewayId',
   EDGELOG_DATA_DIR: 'dataDir',
   EDGELOG_ALLOW_ANONYMOUS: 'allowAnonymous',
   EDGELOG_MQTT_PORT: 'mqtt.port',
@@ -205,6 +222,7 @@ function validate(c: GatewayConfig): void {
   const int = (path: string, v: number, min: number, max: number) => {
     if (!Number.isInteger(v) || v < min || v > max) throw new EdgelogError('INVALID_CONFIG', `config key '${path}' must be an integer from ${min} to ${max}, got ${v}`);
   };
+  if (!GATEWAY_ID.test(c.gatewayId)) throw new EdgelogError('INVALID_CONFIG', `config key 'gatewayId' must be 1 to 64 of a-z A-Z 0-9 . _ - (it names this gateway in every replicated record), got ${describeValue(c.gatewayId)}`);
   if (c.dataDir.trim() === '') throw new EdgelogError('INVALID_CONFIG', `config key 'dataDir' must name a folder, got an empty string`);
   int('mqtt.port', c.mqtt.port, 0, 65535);
   int('http.port', c.http.port, 0, 65535);
@@ -238,7 +256,11 @@ function validate(c: GatewayConfig): void {
   int('log.topicDefaults.retentionBytes', t.retentionBytes, -1, Number.MAX_SAFE_INTEGER);
   int('log.topicDefaults.maxMessageBytes', t.maxMessageBytes, 64, MAX_MESSAGE_BYTES_LIMIT);
   c.connectors = parseConnectors(c.connectors);
+  if (!DISK_PRESSURE_POLICIES.includes(c.log.diskPressurePolicy)) {
+    throw new EdgelogError('INVALID_CONFIG', `config key 'log.diskPressurePolicy' must be one of ${DISK_PRESSURE_POLICIES.join(', ')}, got ${describeValue(c.log.diskPressurePolicy)}`);
+  }
   c.streams = parseStreamsConfig(c.streams);
+  c.bridges = parseBridges(c.bridges, c.gatewayId);
 }
 
 function flagName(path: string): string {

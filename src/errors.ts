@@ -37,10 +37,13 @@ export type ErrorCode =
   | 'UNSUPPORTED_MEDIA_TYPE'
   | 'API_BUSY'
   | 'GATEWAY_UNREACHABLE'
+  | 'UNKNOWN_BRIDGE'
+  | 'UPSTREAM_UNAVAILABLE'
+  | 'UPSTREAM_REFUSED'
   | 'INTERNAL';
 
 /** Codes whose condition may clear by itself, so retrying the same call later can succeed. */
-const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['LOG_FULL', 'LOG_OVERLOADED', 'LOG_IO_ERROR', 'GATEWAY_CLOSING', 'STALE_GENERATION', 'API_BUSY', 'GATEWAY_UNREACHABLE']);
+const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['LOG_FULL', 'LOG_OVERLOADED', 'LOG_IO_ERROR', 'GATEWAY_CLOSING', 'STALE_GENERATION', 'API_BUSY', 'GATEWAY_UNREACHABLE', 'UPSTREAM_UNAVAILABLE', 'UPSTREAM_REFUSED']);
 
 /** Base of every error edgelog raises on purpose: a stable `code`, a `retryable` flag and an optional `cause`. */
 export class EdgelogError extends Error {

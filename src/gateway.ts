@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { createServer as createTlsServer } from 'node:tls';
 import type { Logger } from 'pino';
 import { createWebSocketStream } from 'ws';
+import { Bridges } from '../bridges/bridges.js';
 import { loadProfiles, type DeviceProfile } from '../devices/profile.js';
 import { DeviceRegistry } from '../devices/registry.js';
 import type { GatewayConfig } from './config.js';
@@ -61,6 +62,8 @@ export class Gateway {
     /** Stream processors (config `streams:`): started after the log and the coordinator, closed before them. */
     readonly streams: StreamProcessors,
     private readonly produce: ProduceService,
+    /** Upstream bridges (config `bridges:`): started right after the log, closed first. */
+    readonly bridges: Bridges,
   ) {}
 
   /** Consumer connections and the slow-consumer bound they are held to (tests, metrics). */
@@ -94,14 +97,32 @@ export class Gateway {
     });
     const closers: (() => Promise<void>)[] = [() => log.close()];
     try {
+      // Right after the log opens, before retention can run: each bridge holds what it has not replicated.
+      let deliverCommand: ((topic: string, payload: Buffer) => Promise<void>) | null = null;
+      const bridges = Bridges.start({
+        log,
+        bridges: config.bridges,
+        logger,
+        onCommand: (topic, payload) =>
+          deliverCommand ? deliverCommand(topic, payload) : Promise.reject(new EdgelogError('GATEWAY_CLOSING', 'the embedded broker is not running yet')),
+      });
+      closers.unshift(() => bridges.close());
       const connectors = await Connectors.start({ log, connectors: config.connectors, logger });
       closers.unshift(() => connectors.close());
       const { topicRules, ...limits } = config.ingest;
-      const intake = new Intake({ log, devices: registry, mapper: new TopicMapper(topicRules), logger: logger.child({ component: 'ingest' }), ...limits });
+      const intake = new Intake({
+        log,
+        devices: registry,
+        mapper: new TopicMapper(topicRules),
+        logger: logger.child({ component: 'ingest' }),
+        ...limits,
+        ackGate: (topic, partition, offset) => (bridges.acksUpstream(topic) ? bridges.waitReplicated(topic, partition, offset) : null),
+      });
       const maxPacketBytes = config.log.topicDefaults.maxMessageBytes + MQTT_PACKET_SLACK_BYTES;
       const authThrottle = new AuthThrottle();
       const mqtt = await MqttIngest.create({ intake, devices: registry, allowAnonymous, maxPacketBytes, authThrottle, logger });
       closers.unshift(() => mqtt.close());
+      deliverCommand = (topic, payload) => mqtt.deliver(topic, payload);
       const mqttServers: Server[] = [createNetServer({ noDelay: true }, (socket) => mqtt.handle(socket))];
       closers.unshift(() => stopListening(mqttServers[0]!));
       const mqttPort = await listen(mqttServers[0]!, config.mqtt.port, host, 'MQTT', '--mqtt-port');
@@ -119,7 +140,7 @@ export class Gateway {
       const consume = new ConsumeService({ log, groups, logger });
       closers.unshift(async () => consume.close());
       const wsIngest = new WsIngest({ intake, devices: registry, allowAnonymous, authThrottle, logger, maxMessageBytes: config.log.topicDefaults.maxMessageBytes });
-      const api = new AdminApi({ log, groups, logger });
+      const api = new AdminApi({ log, groups, logger, bridges: () => bridges.status() });
       const produce = new ProduceService({ log, logger, maxMessageBytes: config.log.topicDefaults.maxMessageBytes });
       const http = await HttpServer.start({
         host,
@@ -139,8 +160,8 @@ export class Gateway {
         httpRoutes: [{ prefix: API_PREFIX, handler: (req, res) => api.handle(req, res) }],
       });
       const ports: GatewayPorts = { mqtt: mqttPort, mqttTls: mqttTlsPort, http: http.ports.http, https: http.ports.https };
-      logger.info({ dataDir: dir, topics: log.listTopics().length, devices: registry.size, host, ...portFields(ports) }, 'edgelog gateway started');
-      return new Gateway(log, intake, registry, groups, consume, mqtt, mqttServers, http, ports, logger, connectors, streams, produce);
+      logger.info({ gatewayId: config.gatewayId, dataDir: dir, topics: log.listTopics().length, devices: registry.size, bridges: bridges.size, host, ...portFields(ports) }, 'edgelog gateway started');
+      return new Gateway(log, intake, registry, groups, consume, mqtt, mqttServers, http, ports, logger, connectors, streams, produce, bridges);
     } catch (error) {
       for (const close of closers) await close();
       throw error;
@@ -156,6 +177,9 @@ export class Gateway {
     this.closing ??= (async () => {
       const listenersClosed = this.mqttServers.map(stopListening);
       this.http.stopAccepting();
+      // Bridges first: PUBACKs waiting for an upstream ack (ack: upstream) fall back to the local
+      // ack at once, and each bridge commits what the upstream acknowledged.
+      await this.bridges.close();
       // Appends in flight from devices and from producers finish and are answered before connections are cut.
       await Promise.all([this.intake.close(), this.produce.close()]);
       // The last appends have resolved; their acks are written a few promise and immediate

@@ -3,6 +3,8 @@ export { CommitLog } from './log/commit-log.js';
 export type {
   AppendResult,
   CommitLogOptions,
+  DiskPressurePolicy,
+  RetentionHold,
   PartitionDescription,
   ReadOptions,
   ReadResult,
@@ -20,3 +22,6 @@ export type { Assignment, AssignedPartition, AssignmentStrategy, GroupCoordinato
 export type { CommittedOffset, OffsetCommit } from './log/offsets.js';
 export type { StatePut, StateWrite } from './log/state.js';
 export * from './client/index.js';
+// The rate math shared by ingest's per-device limits and the bridges' bandwidth caps.
+export { newBucket, takeToken } from './ingest/token-bucket.js';
+export type { TokenBucket } from './ingest/token-bucket.js';

@@ -40,6 +40,11 @@ export interface IntakeOptions {
   /** Per session; 0 for no limit (config ingest.maxReadingsPerSecond). */
   maxReadingsPerSecond: number;
   burstReadings: number;
+  /**
+   * What a stored reading's ack waits for besides its fsync, or null for nothing: a bridge's
+   * upstream ack on topics configured `ack: upstream`. Always settles (falling back to the local ack).
+   */
+  ackGate?: (topic: string, partition: number, offset: number) => Promise<unknown> | null;
   now?: () => number;
 }
 
@@ -217,7 +222,10 @@ export class Intake {
         }
         if (item.deadLetterReason === undefined) {
           this.counts.stored += 1;
-          item.resolve({ topic: item.topic, partition: result.partition, offset: result.offset });
+          const stored = { topic: item.topic, partition: result.partition, offset: result.offset };
+          const gate = this.opts.ackGate?.(item.topic, result.partition, result.offset) ?? null;
+          if (gate === null) item.resolve(stored);
+          else void gate.finally(() => item.resolve(stored));
         } else {
           this.counts.deadLettered += 1;
           this.warnDeadLetter(identity, item);

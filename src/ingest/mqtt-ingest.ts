@@ -195,6 +195,18 @@ export class MqttIngest {
     return this.connections.get(client.conn as Duplex)?.remote ?? '?';
   }
 
+  /**
+   * Publishes a message to local subscribers (a command from upstream, delivered by an MQTT
+   * bridge). The broker's own publishes skip authorizePublish, so it never becomes a reading.
+   * Resolves once the broker has handed it to its subscribers' queues.
+   */
+  deliver(topic: string, payload: Buffer): Promise<void> {
+    if (this.closing) return Promise.reject(new EdgelogError('GATEWAY_CLOSING', 'the gateway is closing: the command is delivered after it restarts'));
+    return new Promise<void>((resolve, reject) => {
+      this.broker.publish({ cmd: 'publish', topic, payload, qos: 1, retain: false, dup: false }, (error?: Error) => (error ? reject(error) : resolve()));
+    });
+  }
+
   /** Disconnects every client and closes the broker. Idempotent. */
   close(): Promise<void> {
     this.closing ??= new Promise<void>((resolve) => this.broker.close(() => resolve()));

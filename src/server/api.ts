@@ -30,6 +30,8 @@ const MAX_LISTED_MEMBERS = 10;
 export interface AdminApiOptions {
   log: CommitLog;
   groups: GroupCoordinator;
+  /** The status of each upstream bridge (bridges/bridge.ts BridgeStatus), named. */
+  bridges?: () => ReadonlyArray<{ readonly name: string }>;
   logger: Logger;
 }
 
@@ -62,6 +64,8 @@ export class AdminApi {
       { segments: ['groups'], methods: { GET: () => this.listGroups() } },
       { segments: ['groups', '{id}'], methods: { GET: ([id]) => this.describeGroup(id!), DELETE: ([id], req) => this.deleteGroup(id!, req) } },
       { segments: ['groups', '{id}', 'reset-offsets'], methods: { POST: ([id], req, res) => this.resetOffsets(id!, req, res) } },
+      { segments: ['bridges'], methods: { GET: () => ({ status: 200, body: { bridges: this.bridgeStatus() } }) } },
+      { segments: ['bridges', '{name}'], methods: { GET: ([name]) => this.describeBridge(name!) } },
     ];
   }
 
@@ -161,6 +165,21 @@ export class AdminApi {
   private async deleteTopic(name: string): Promise<Answer> {
     await this.opts.log.deleteTopic(validateTopicName(name));
     return { status: 200, body: { name, deleted: true } };
+  }
+
+  // ---------------------------------------------------------------- bridges
+
+  private bridgeStatus(): ReadonlyArray<{ readonly name: string }> {
+    return this.opts.bridges?.() ?? [];
+  }
+
+  private describeBridge(name: string): Answer {
+    const all = this.bridgeStatus();
+    const status = all.find((b) => b.name === name);
+    if (status === undefined) {
+      throw new EdgelogError('UNKNOWN_BRIDGE', `unknown bridge ${JSON.stringify(name.slice(0, 80))}: the configured bridges are ${all.map((b) => b.name).join(', ') || 'none (config key bridges)'}`);
+    }
+    return { status: 200, body: status };
   }
 
   // ---------------------------------------------------------------- groups

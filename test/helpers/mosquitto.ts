@@ -33,13 +33,14 @@ export interface MosquittoBroker {
 /**
  * Starts Debian's Mosquitto on a free port of 127.0.0.1 with a temporary config and persistence
  * folder; stopped by PID when the test finishes. max_queued_messages is unlimited because 2.0.11
- * silently drops QoS 1 messages to a slow subscriber past it (DESIGN "Traps").
+ * silently drops QoS 1 messages to a slow subscriber past it (DESIGN "Traps"). `config` lines are
+ * appended (they apply to the one listener: TLS files, password_file, allow_anonymous false).
  */
-export async function startMosquitto(): Promise<MosquittoBroker> {
+export async function startMosquitto(options: { config?: readonly string[] } = {}): Promise<MosquittoBroker> {
   const dir = tempDir('edgelog-mosquitto-');
   const port = await freePort();
   const config = join(dir, 'mosquitto.conf');
-  writeFileSync(config, mosquittoConfig(port, ['persistence true', `persistence_location ${dir}/`]));
+  writeFileSync(config, mosquittoConfig(port, ['persistence true', `persistence_location ${dir}/`, ...(options.config ?? [])]));
   let child: ChildProcess | undefined;
   let stderr = '';
   const broker: MosquittoBroker = {
