@@ -179,7 +179,9 @@ export class Bridge {
   }
 
   status(): BridgeStatus {
-    const partitions = [...this.cursors.values()].map((c) => c.status(this.log));
+    const partitions = [...this.cursors.values()]
+      .map((c) => c.status(this.log))
+      .sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : a.partition - b.partition));
     const oldest = this.samples[0];
     const span = oldest ? this.now() - oldest.at : 0;
     return {

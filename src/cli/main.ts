@@ -18,6 +18,8 @@ Commands:
                         (edgelog topics --help).
   groups                Its consumer groups: list, describe (with lag), reset-offsets, delete
                         (edgelog groups --help).
+  bridges [NAME]        Its upstream bridges: connection, backlog, throughput, errors
+                        (edgelog bridges --help).
   produce TOPIC         Send stdin's lines to TOPIC, one record each (edgelog produce --help).
   consume TOPIC         Print TOPIC's records as they arrive (edgelog consume --help).
 
@@ -37,7 +39,7 @@ Options for start (each overrides the config file and the EDGELOG_* environment)
 Devices publish to devices/{deviceId}/{stream}; each reading goes to log topic {stream},
 keyed by {deviceId}, and a QoS 1 PUBACK is sent only once it is on disk.
 
-topics, groups, produce and consume talk to a running gateway at --gateway URL (default
+topics, groups, bridges, produce and consume talk to a running gateway at --gateway URL (default
 http://127.0.0.1:8080; EDGELOG_GATEWAY), from the gateway's own machine.
 `;
 
@@ -102,9 +104,10 @@ async function main(argv: string[]): Promise<void> {
   if (command === 'devices') return (await import('./devices.js')).devices(rest);
   if (command === 'topics') return (await import('./topics.js')).topics(rest);
   if (command === 'groups') return (await import('./groups.js')).groups(rest);
+  if (command === 'bridges') return (await import('./bridges.js')).bridges(rest);
   if (command === 'produce') return (await import('./produce.js')).produce(rest);
   if (command === 'consume') return (await import('./consume.js')).consume(rest);
-  throw new UsageError(`unknown command '${command}': the commands are start, devices, topics, groups, produce and consume\n\n${USAGE}`);
+  throw new UsageError(`unknown command '${command}': the commands are start, devices, topics, groups, bridges, produce and consume\n\n${USAGE}`);
 }
 
 main(process.argv.slice(2)).then(

@@ -40,3 +40,13 @@ describe('the bridges config', () => {
     expect(refusal([{ ...nats, maxInFlight: 0 }])).toMatch(/'bridges\[0\]\.maxInFlight' must be an integer from 1 to 100000, got 0/);
   });
 });
+
+describe('config/bridges.example.yaml', () => {
+  it('loads as shipped', async () => {
+    const { loadConfig } = await import('../../src/config.js');
+    const config = loadConfig({ file: new URL('../../config/bridges.example.yaml', import.meta.url).pathname });
+    expect(config.gatewayId).toBe('plant-7-line-2');
+    expect(config.bridges.map((b) => `${b.settings.name}:${b.type}`)).toEqual(['central:nats', 'cloud:mqtt']);
+    expect(config.bridges[1]!.settings).toMatchObject({ batch: { records: 50, gzip: true }, bandwidthBytesPerSecond: 20000, topics: [{ match: 'alerts', ack: 'upstream' }] });
+  });
+});
