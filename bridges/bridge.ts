@@ -103,12 +103,22 @@ export class Bridge {
   private epoch = 0;
   private linkDown: ((error: Error) => void) | null = null;
   private inFlightMessages = 0;
+  /**
+   * Set on each connect until the first ack: one message probes the link before the window opens.
+   * A JetStream stream without a leader (an election after a node failure) refuses at once, and a
+   * whole window sent into the instant it gets one would be stored from the middle: later records
+   * before earlier ones, which the resend cannot reorder.
+   */
+  private probing = false;
   private inFlightBytes = 0;
   private pumping = false;
+  private pumpScheduled = false;
   private pumpTimer: NodeJS.Timeout | null = null;
   private readonly bucket: TokenBucket | null;
   private housekeeping: NodeJS.Timeout | null = null;
-  private lastCheckpointAt = 0;
+  private checkpointTimer: NodeJS.Timeout | null = null;
+  /** A checkpoint is queued or committing: the timer does not stack another behind a slow commit. */
+  private checkpointQueued = false;
   private checkpointing: Promise<void> = Promise.resolve();
   private running: Promise<void> | null = null;
   private sleeper: { timer: NodeJS.Timeout; wake: () => void } | null = null;
@@ -156,6 +166,13 @@ export class Bridge {
     this.rescan();
     this.housekeeping = setInterval(() => this.tick(), HOUSEKEEPING_MS);
     this.housekeeping.unref();
+    // Its own timer: checkpointIntervalMs may be shorter than the housekeeping period.
+    this.checkpointTimer = setInterval(() => {
+      if (this.checkpointQueued) return;
+      this.checkpointQueued = true;
+      void this.checkpoint().finally(() => (this.checkpointQueued = false));
+    }, this.settings.checkpointIntervalMs);
+    this.checkpointTimer.unref();
     this.running = this.run();
   }
 
@@ -204,6 +221,7 @@ export class Bridge {
     if (this.state === 'closed') return;
     this.state = 'closed';
     if (this.housekeeping) clearInterval(this.housekeeping);
+    if (this.checkpointTimer) clearInterval(this.checkpointTimer);
     if (this.pumpTimer) clearTimeout(this.pumpTimer);
     this.stopListening();
     this.sleeper?.wake();
@@ -239,6 +257,7 @@ export class Bridge {
       attempt = 0;
       this.epoch++;
       this.state = 'connected';
+      this.probing = true;
       this.connectedSince = this.now();
       this.logger.info({ target: this.upstream.target, backlogRecords: this.status().backlogRecords }, 'bridge connected');
       const down = new Promise<Error>((resolve) => (this.linkDown = resolve));
@@ -319,6 +338,7 @@ export class Bridge {
   }
 
   private windowFull(): boolean {
+    if (this.probing && this.inFlightMessages >= 1) return true;
     return this.inFlightMessages >= this.settings.maxInFlight || this.inFlightBytes >= this.settings.maxInFlightBytes;
   }
 
@@ -341,7 +361,8 @@ export class Bridge {
     const perMessage = this.settings.batch?.records ?? 1;
     let messages = 0;
     while (messages < FAIR_SHARE_MESSAGES && cursor.hasBacklog() && !this.windowFull() && !this.throttled()) {
-      const room = Math.min(READ_CHUNK_RECORDS, (this.settings.maxInFlight - this.inFlightMessages) * perMessage);
+      // Read no more than this turn can send: records read and not sent are decoded for nothing.
+      const room = Math.min(READ_CHUNK_RECORDS, (Math.min(FAIR_SHARE_MESSAGES - messages, this.settings.maxInFlight - this.inFlightMessages)) * perMessage);
       const read = cursor.read(this.log, room);
       if (read.lost > 0) this.lost(cursor, read.lost);
       if (read.gone) {
@@ -350,6 +371,9 @@ export class Bridge {
       }
       if (read.records.length === 0) break;
       for (let at = 0; at < read.records.length && epoch === this.epoch; at += perMessage) {
+        // Each message answers to the fair share, the window and the bandwidth cap, not each read:
+        // a read of READ_CHUNK_RECORDS sent whole would burst past all three. The rest is read again.
+        if (messages >= FAIR_SHARE_MESSAGES || this.windowFull() || this.throttled()) break;
         const message: OutgoingMessage = { topic: cursor.topic, partition: cursor.partition, records: read.records.slice(at, at + perMessage) };
         this.send(cursor, this.upstream.encode(message), epoch);
         messages++;
@@ -371,6 +395,7 @@ export class Bridge {
         if (epoch !== this.epoch) return;
         this.inFlightMessages--;
         this.inFlightBytes -= encoded.bytes;
+        this.probing = false;
         this.counters.ackedRecords += cursor.ack(slot);
         if (result.duplicate) this.counters.duplicateRecords += records;
         this.lastAckAt = this.now();
@@ -404,7 +429,14 @@ export class Bridge {
     const cursor = this.cursors.get(cursorKey(topic, partition)) ?? this.track(topic, partition);
     if (cursor === undefined) return;
     cursor.highWatermark = highWatermark;
-    this.pump();
+    // Not from inside the log's commit notification: the writer loop must not wait for our sends.
+    if (!this.pumpScheduled) {
+      this.pumpScheduled = true;
+      setImmediate(() => {
+        this.pumpScheduled = false;
+        this.pump();
+      });
+    }
   }
 
   /** Starts tracking a partition of a covered topic, from its checkpoint or the oldest stored record. */
@@ -435,7 +467,11 @@ export class Bridge {
       const shape = this.log.topicShape(topic)!;
       for (let p = 0; p < shape.partitions; p++) {
         const cursor = this.cursors.get(cursorKey(topic, p)) ?? this.track(topic, p);
-        cursor?.refresh(this.log);
+        if (cursor === undefined) continue;
+        cursor.refresh(this.log);
+        // Counted when retention drops them, not when the link is back: a loss is never silent, even during an outage.
+        const lost = cursor.skipDeleted(this.log);
+        if (lost > 0) this.lost(cursor, lost);
       }
     }
   }
@@ -452,7 +488,6 @@ export class Bridge {
     const now = this.now();
     this.samples.push({ at: now, acked: this.counters.ackedRecords });
     while (this.samples.length > 1 && now - this.samples[0]!.at > THROUGHPUT_SPAN_MS) this.samples.shift();
-    if (now - this.lastCheckpointAt >= this.settings.checkpointIntervalMs) void this.checkpoint();
     // Sync windows open with the clock, not with an append.
     this.pump();
   }
@@ -460,7 +495,6 @@ export class Bridge {
   /** Commits every partition's acknowledged position that moved since its last commit. */
   private checkpoint(): Promise<void> {
     this.checkpointing = this.checkpointing.then(async () => {
-      this.lastCheckpointAt = this.now();
       const due = [...this.cursors.values()].filter((c) => c.acked > c.committed);
       if (due.length === 0) return;
       const offsets = due.map((c) => ({ topic: c.topic, partition: c.partition, offset: c.acked }));

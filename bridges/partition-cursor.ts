@@ -101,6 +101,19 @@ export class PartitionCursor {
     }
   }
 
+  /**
+   * Skips the records retention deleted before they were sent (disk-pressure policy 'drop-oldest'),
+   * as read() does, so the loss is counted while the link is down too; returns how many.
+   */
+  skipDeleted(log: CommitLog): number {
+    if (log.topicShape(this.topic)?.id !== this.topicId) return 0;
+    const start = log.describeTopic(this.topic).partitions[this.partition]?.startOffset;
+    if (start === undefined || start <= this.next) return 0;
+    const lost = start - this.next;
+    this.ack(this.sent(this.next, lost));
+    return lost;
+  }
+
   /** Records that `count` records from `from` are in flight; returns the slot to ack. */
   sent(from: number, count: number): Slot {
     const slot: Slot = { from, count, acked: false };

@@ -30,6 +30,8 @@ interface Link {
   /** PUBLISH packets without their PUBACK, at the protocol level (MQTT-3.3.4-7 bounds them by the broker's Receive Maximum). */
   inFlight: number;
   receiveMaximum: number;
+  /** The socket is corked until the end of this tick (see publish). */
+  corked: boolean;
   /** Sends held back while inFlight is at receiveMaximum, in order (bounded by the core's in-flight window). */
   readonly waiting: PendingSend[];
   readonly pending: Set<PendingSend>;
@@ -103,7 +105,7 @@ export class MqttUpstream implements Upstream {
       ...(opts.tls !== undefined ? { ca: opts.tls.ca, cert: opts.tls.cert, key: opts.tls.key, rejectUnauthorized: true } : {}),
     };
     const client = mqttConnect(opts.url, clientOptions);
-    const link: Link = { client, state: 'connecting', inFlight: 0, receiveMaximum: RECEIVE_MAXIMUM_DEFAULT, waiting: [], pending: new Set(), lastError: undefined, commandFailed: false, strayLogged: false };
+    const link: Link = { client, state: 'connecting', inFlight: 0, receiveMaximum: RECEIVE_MAXIMUM_DEFAULT, corked: false, waiting: [], pending: new Set(), lastError: undefined, commandFailed: false, strayLogged: false };
     this.link = link;
     // MQTT.js acks a QoS 1 PUBLISH once this calls back, one message at a time: the PUBACK of a
     // command waits until it is delivered locally, so a gateway crash before that loses nothing.
@@ -228,6 +230,17 @@ export class MqttUpstream implements Upstream {
   }
 
   private publish(link: Link, send: PendingSend): void {
+    // mqtt.js writes a PUBLISH as several small chunks; corked, a burst of publishes from one
+    // pump of the core leaves in one writev instead of one syscall each (in a profile writev
+    // went from 37% to 9% of the bridge's CPU; about 15% less CPU per record, noisy runs).
+    if (!link.corked) {
+      link.corked = true;
+      link.client.stream.cork();
+      process.nextTick(() => {
+        link.corked = false;
+        link.client.stream.uncork();
+      });
+    }
     link.inFlight++;
     const { topic, payload, properties } = send.encoded;
     link.client.publish(topic, payload, { qos: 1, ...(properties !== undefined ? { properties } : {}) }, (error) => {

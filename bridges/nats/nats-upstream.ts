@@ -177,7 +177,7 @@ export class NatsUpstream implements Upstream {
     this.pending.delete(id);
     const code = msg.headers?.code ?? 0;
     if (code === 503) {
-      p.reject(new EdgelogError('UPSTREAM_REFUSED', `no JetStream stream takes subject '${p.subject}' at ${link.nc.getServer()}: set the bridge's stream (stream.create with subjects that cover it) or create such a stream on the central side`));
+      p.reject(new EdgelogError('UPSTREAM_REFUSED', `no JetStream stream takes subject '${p.subject}' at ${link.nc.getServer()}: set the bridge's stream (stream.create with subjects that cover it) or create such a stream on the central side; in a cluster, the stream may be electing a leader after a node failure (the bridge resends after reconnecting)`));
       return;
     }
     if (code >= 300) {

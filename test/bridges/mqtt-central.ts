@@ -11,6 +11,8 @@ export interface CentralMessage {
   payload: Buffer;
   userProperties: Record<string, string | string[]>;
   contentType: string | undefined;
+  /** The broker's DUP flag: a redelivery of its own to this subscriber (after a broker restart), not a copy the bridge sent again. */
+  dup: boolean;
 }
 
 /** The central side of the MQTT tests: a QoS 1 subscriber on the bridge's topics. */
@@ -48,7 +50,7 @@ export async function centralSubscriber(url: string, protocolVersion: 4 | 5, fil
       fences.add(topic);
       return;
     }
-    messages.push({ topic, payload: Buffer.from(payload), userProperties: packet.properties?.userProperties ?? {}, contentType: packet.properties?.contentType });
+    messages.push({ topic, payload: Buffer.from(payload), userProperties: packet.properties?.userProperties ?? {}, contentType: packet.properties?.contentType, dup: packet.dup });
   });
   await new Promise<void>((resolve, reject) => {
     client.once('connect', () => client.subscribe([filter, `${FENCE_TOPIC}/${clientId}/#`], { qos: 1 }, (error) => (error ? reject(error) : resolve())));

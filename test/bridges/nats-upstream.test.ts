@@ -1,6 +1,5 @@
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, ConnectionError, nanos, TimeoutError } from '@nats-io/transport-node';
-import type { MsgHdrs } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import { describe, expect, onTestFinished, test } from 'vitest';
 import { EdgelogError } from '../../src/errors.js';
@@ -10,7 +9,8 @@ import { parseTemplate } from '../../bridges/template.js';
 import type { SendResult } from '../../bridges/upstream.js';
 import { natsSkipReason, startNats, startNatsCluster } from '../helpers/nats-server.js';
 import { waitFor } from '../helpers/wait.js';
-import { decodeBatchPayload, record, retryUntil, upstreamContract, type ReceivedRecord } from './upstream-contract.js';
+import { decodeNatsMessage, readStream, receivedRecords, streamInfo } from './nats-central.js';
+import { record, retryUntil, upstreamContract } from './upstream-contract.js';
 
 const skip = natsSkipReason();
 const logger = pino({ level: process.env['TEST_LOG_LEVEL'] ?? 'silent' });
@@ -36,61 +36,6 @@ function makeUpstream(options: NatsUpstreamOptions): NatsUpstream {
   const upstream = new NatsUpstream(options);
   onTestFinished(() => upstream.disconnect());
   return upstream;
-}
-
-/** Decodes what the NATS upstream publishes back into records: batches from NDJSON, single records from headers. */
-function decodeNatsMessage(headers: MsgHdrs | undefined, data: Uint8Array): ReceivedRecord[] {
-  const payload = Buffer.from(data);
-  if (headers === undefined) throw new Error('a message without headers');
-  if (headers.get('Content-Type') === 'application/x-ndjson') return decodeBatchPayload(payload);
-  const base64 = new Set(headers.get('edgelog-base64-headers').split(',').filter((n) => n !== ''));
-  const recordHeaders: Record<string, string | Buffer> = {};
-  for (const [name, values] of headers) {
-    if (/^(nats-|edgelog-)/i.test(name)) continue;
-    recordHeaders[decodeURIComponent(name)] = base64.has(name) ? Buffer.from(values[0]!, 'base64') : values[0]!;
-  }
-  const key = headers.has('edgelog-key') ? headers.get('edgelog-key') : null;
-  return [
-    {
-      gateway: headers.get('edgelog-gateway'),
-      topic: headers.get('edgelog-topic'),
-      partition: Number(headers.get('edgelog-partition')),
-      offset: Number(headers.get('edgelog-offset')),
-      key: key !== null && headers.get('edgelog-key-encoding') === 'base64' ? Buffer.from(key, 'base64') : key,
-      timestamp: Number(headers.get('edgelog-timestamp')),
-      value: payload,
-      headers: recordHeaders,
-    },
-  ];
-}
-
-/** Every message of the stream, in stream order, read with an ordered consumer. */
-async function readStream(servers: string[], stream: string): Promise<{ subject: string; headers: MsgHdrs | undefined; data: Uint8Array }[]> {
-  const nc = await connect({ servers, reconnect: false });
-  try {
-    const jsm = await jetstreamManager(nc);
-    const count = (await jsm.streams.info(stream)).state.messages;
-    const out: { subject: string; headers: MsgHdrs | undefined; data: Uint8Array }[] = [];
-    if (count === 0) return out;
-    const consumer = await jetstream(nc).consumers.get(stream);
-    const messages = await consumer.fetch({ max_messages: count, expires: 10_000 });
-    for await (const m of messages) {
-      out.push({ subject: m.subject, headers: m.headers, data: m.data });
-      if (out.length === count) break;
-    }
-    if (out.length !== count) throw new Error(`read ${out.length} of ${count} messages of ${stream}`);
-    return out;
-  } finally {
-    await nc.close();
-  }
-}
-
-/** A cluster that lost its meta leader answers JetStream API requests again after an election. */
-const READ_TIMEOUT_MS = 30_000;
-
-async function receivedRecords(servers: string[], stream: string): Promise<ReceivedRecord[]> {
-  const messages = await retryUntil(() => readStream(servers, stream), `reading stream ${stream}`, READ_TIMEOUT_MS);
-  return messages.flatMap((m) => decodeNatsMessage(m.headers, m.data));
 }
 
 async function refusal(promise: Promise<unknown>): Promise<EdgelogError> {
@@ -278,15 +223,6 @@ describe.skipIf(skip !== undefined)('NatsUpstream', () => {
     });
   });
 });
-
-async function streamInfo(servers: string[], stream: string) {
-  const nc = await connect({ servers, reconnect: false });
-  try {
-    return await (await jetstreamManager(nc)).streams.info(stream);
-  } finally {
-    await nc.close();
-  }
-}
 
 describe('natsConnectError', () => {
   const target = 'nats://central:4222';
