@@ -1,5 +1,4 @@
 import { open, stat, type FileHandle } from 'node:fs/promises';
-import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { EdgelogError, OffsetOutOfRangeError } from '../../errors.js';
 import type { CommitLog } from '../../log/commit-log.js';
@@ -9,7 +8,7 @@ import type { StateWrite } from '../../log/state.js';
 import { connectorGroup, type FileSinkOptions } from './config.js';
 import { decodeSinkPosition, encodeSinkPosition, identityOf, sameFile, SINK_STATE_KEY, type FileIdentity } from './file-position.js';
 import { formatLines } from './sink-format.js';
-import { Trouble } from './trouble.js';
+import { RetryLoop } from './retry-loop.js';
 
 /** Value bytes read per batch: with batchRecords, what one batch holds in memory (a single larger record is still read whole). */
 export const MAX_BATCH_BYTES = 1024 * 1024;
@@ -59,12 +58,9 @@ export class FileSink {
   private positions: number[] | null = null;
   private nextPartition = 0;
   private readonly unsubscribe: () => void;
-  private running: Promise<void> | null = null;
-  private dirty = false;
-  private retryTimer: NodeJS.Timeout | null = null;
   private closed = false;
   private closing: Promise<void> | null = null;
-  private readonly trouble = new Trouble();
+  private readonly loop: RetryLoop;
   private waitingLogged = false;
   private readonly counts = { recordsWritten: 0, bytesTruncatedAtStart: 0, recordsSkipped: 0 };
 
@@ -76,8 +72,16 @@ export class FileSink {
     this.group = connectorGroup(s.name);
     this.file = file;
     this.committedSize = committedSize;
+    this.loop = new RetryLoop({
+      name: 'file sink',
+      step: () => this.writeBatch(),
+      // The file may hold part of the failed batch: cut it back before the next write.
+      onFailure: () => (this.dirtyTail = true),
+      retryNote: 'the batch is written again, nothing is skipped',
+      logger: s.logger,
+    });
     this.unsubscribe = s.log.onAppend((topic) => {
-      if (topic === s.topic) this.kick();
+      if (topic === s.topic) this.loop.kick();
     });
   }
 
@@ -99,12 +103,12 @@ export class FileSink {
     const sink = new FileSink(s, file, committedSize);
     sink.counts.bytesTruncatedAtStart = truncated;
     s.logger.info({ file: s.file, topic: s.topic, group: sink.group, committedBytes: committedSize }, 'file sink started');
-    sink.kick();
+    sink.loop.kick();
     return sink;
   }
 
   stats(): FileSinkStats {
-    const state = this.closed ? 'closed' : this.trouble.failing ? 'retrying' : this.positions === null ? 'waiting' : 'writing';
+    const state = this.closed ? 'closed' : this.loop.failing ? 'retrying' : this.positions === null ? 'waiting' : 'writing';
     return { state, committedBytes: this.committedSize, ...this.counts };
   }
 
@@ -113,54 +117,11 @@ export class FileSink {
     this.closing ??= (async () => {
       this.closed = true;
       this.unsubscribe();
-      if (this.retryTimer !== null) clearTimeout(this.retryTimer);
-      await this.running;
+      await this.loop.close();
       await this.file.handle.close();
       this.s.logger.info({ committedBytes: this.committedSize }, 'file sink closed');
     })();
     return this.closing;
-  }
-
-  // ---------------------------------------------------------------- the run loop
-
-  private kick(): void {
-    if (this.closed) return;
-    this.dirty = true;
-    if (this.running === null && this.retryTimer === null) this.running = this.run();
-  }
-
-  private async run(): Promise<void> {
-    try {
-      while (this.dirty && !this.closed) {
-        this.dirty = false;
-        try {
-          const more = await this.writeBatch();
-          const ended = this.trouble.ok();
-          if (ended > 0) this.s.logger.info({ failures: ended }, 'file sink recovered');
-          if (more) {
-            this.dirty = true;
-            await nextTurn();
-          }
-        } catch (error) {
-          this.retryLater(error);
-          return;
-        }
-      }
-    } finally {
-      this.running = null;
-    }
-  }
-
-  private retryLater(error: unknown): void {
-    this.dirtyTail = true;
-    // By code, not message: a message carrying changing numbers (bytes used) is still the same trouble.
-    const reason = error instanceof EdgelogError ? error.code : String((error as NodeJS.ErrnoException)?.code ?? error);
-    const { delayMs, log } = this.trouble.fail(reason);
-    if (log) this.s.logger.warn({ err: error, retryInMs: delayMs }, 'file sink cannot go on; retrying (the batch is written again, nothing is skipped)');
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = null;
-      this.kick();
-    }, delayMs);
   }
 
   /** Writes, fsyncs and commits one batch; true when it wrote one (there may be more). */

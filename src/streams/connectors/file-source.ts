@@ -1,6 +1,5 @@
 import { open, opendir, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { EdgelogError } from '../../errors.js';
 import type { CommitLog } from '../../log/commit-log.js';
@@ -29,7 +28,7 @@ import {
   type LineLimits,
   type SplitState,
 } from './line-splitter.js';
-import { Trouble } from './trouble.js';
+import { RetryLoop } from './retry-loop.js';
 
 /** One read(2): large enough to amortise the call, small enough that the records it pins until their commit stay small. */
 export const READ_CHUNK_BYTES = 64 * 1024;
@@ -94,12 +93,9 @@ export class FileSource {
   private split: SplitState = INITIAL_SPLIT_STATE;
   /** The position stored by an earlier run, used at the first open. */
   private saved: SourcePosition | null;
-  private running: Promise<void> | null = null;
-  private dirty = false;
-  private retryTimer: NodeJS.Timeout | null = null;
   private closed = false;
   private closing: Promise<void> | null = null;
-  private readonly trouble = new Trouble();
+  private readonly loop: RetryLoop;
   private waitingLogged = false;
   private goneLogged = false;
   private splitLogged = false;
@@ -113,6 +109,14 @@ export class FileSource {
     this.store = connectorGroup(s.name);
     this.limits = limits;
     this.saved = saved;
+    this.loop = new RetryLoop({
+      name: 'file source',
+      step: () => this.pump(),
+      // Forget what is not durable, so the retry reads it again from the file.
+      onFailure: () => (this.split = { carry: EMPTY, part: this.committed?.part ?? 0 }),
+      retryNote: 'nothing is skipped',
+      logger: s.logger,
+    });
   }
 
   /** Creates the topic if it does not exist, reads the stored position and starts tailing. */
@@ -123,15 +127,15 @@ export class FileSource {
     const { position, why } = decodeSourcePosition(log.getState(connectorGroup(s.name), SOURCE_STATE_KEY));
     if (why !== undefined) s.logger.warn({ store: connectorGroup(s.name) }, `the stored position is ${why}; reading ${s.file} from its beginning`);
     const source = new FileSource(s, limits, position);
-    source.watch = new FileWatch(s.file, s.options.pollIntervalMs, () => source.kick(), s.logger);
+    source.watch = new FileWatch(s.file, s.options.pollIntervalMs, () => source.loop.kick(), s.logger);
     s.logger.info({ file: s.file, topic, resumeAt: position?.path === s.file ? position.offset : 0 }, 'file source started');
-    source.kick();
+    source.loop.kick();
     return source;
   }
 
   stats(): FileSourceStats {
     const c = this.committed;
-    const state = this.closed ? 'closed' : this.trouble.failing ? 'retrying' : this.current === null ? 'waiting' : 'tailing';
+    const state = this.closed ? 'closed' : this.loop.failing ? 'retrying' : this.current === null ? 'waiting' : 'tailing';
     return { state, position: c && { dev: String(c.dev), ino: String(c.ino), offset: c.offset }, ...this.counts };
   }
 
@@ -140,57 +144,12 @@ export class FileSource {
     this.closing ??= (async () => {
       this.closed = true;
       this.watch?.close();
-      if (this.retryTimer !== null) clearTimeout(this.retryTimer);
-      await this.running;
+      await this.loop.close();
       await this.current?.handle.close();
       this.current = null;
       this.s.logger.info({ position: this.stats().position }, 'file source closed');
     })();
     return this.closing;
-  }
-
-  // ---------------------------------------------------------------- the run loop
-
-  /** Asks for a pass over the file; passes never overlap, and wake-ups during one coalesce into one more. */
-  private kick(): void {
-    if (this.closed) return;
-    this.dirty = true;
-    if (this.running === null && this.retryTimer === null) this.running = this.run();
-  }
-
-  private async run(): Promise<void> {
-    try {
-      while (this.dirty && !this.closed) {
-        this.dirty = false;
-        try {
-          const more = await this.pump();
-          const ended = this.trouble.ok();
-          if (ended > 0) this.s.logger.info({ failures: ended }, 'file source recovered');
-          if (more) {
-            this.dirty = true;
-            await nextTurn();
-          }
-        } catch (error) {
-          this.retryLater(error);
-          return;
-        }
-      }
-    } finally {
-      this.running = null;
-    }
-  }
-
-  /** After a failure: forget what is not durable, so the retry reads it again from the file. */
-  private retryLater(error: unknown): void {
-    this.split = { carry: EMPTY, part: this.committed?.part ?? 0 };
-    // By code, not message: a message carrying changing numbers (bytes used) is still the same trouble.
-    const reason = error instanceof EdgelogError ? error.code : String((error as NodeJS.ErrnoException)?.code ?? error);
-    const { delayMs, log } = this.trouble.fail(reason);
-    if (log) this.s.logger.warn({ err: error, retryInMs: delayMs }, 'file source cannot go on; retrying (nothing is skipped)');
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = null;
-      this.kick();
-    }, delayMs);
   }
 
   /** Reads what the file has, follows truncation and rotation; true when there is more to do. */
