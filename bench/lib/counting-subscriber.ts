@@ -97,7 +97,7 @@ export class CountingSubscriber {
   }
 }
 
-function remainingLength(n: number): number[] {
+export function remainingLength(n: number): number[] {
   const out: number[] = [];
   do {
     let byte = n % 128;
@@ -108,21 +108,21 @@ function remainingLength(n: number): number[] {
   return out;
 }
 
-function utf8(s: string): Buffer {
+export function utf8(s: string): Buffer {
   const bytes = Buffer.from(s, 'utf8');
   const len = Buffer.alloc(2);
   len.writeUInt16BE(bytes.length);
   return Buffer.concat([len, bytes]);
 }
 
-function connectPacket(clientId: string): Buffer {
+export function connectPacket(clientId: string): Buffer {
   // Protocol "MQTT" level 4 (3.1.1), flags: clean session; keep-alive 0 (off: the run is short and busy).
   const variable = Buffer.concat([utf8('MQTT'), Buffer.from([0x04, 0x02, 0x00, 0x00])]);
   const payload = utf8(clientId);
   return Buffer.concat([Buffer.from([0x10, ...remainingLength(variable.length + payload.length)]), variable, payload]);
 }
 
-function subscribePacket(filter: string): Buffer {
+export function subscribePacket(filter: string): Buffer {
   // MQTT-3.8.1-1: SUBSCRIBE's fixed header flags are 0010. Packet id 1, one filter at QoS 1.
   const body = Buffer.concat([Buffer.from([0x00, 0x01]), utf8(filter), Buffer.from([0x01])]);
   return Buffer.concat([Buffer.from([0x82, ...remainingLength(body.length)]), body]);
