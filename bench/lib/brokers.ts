@@ -32,11 +32,26 @@ export interface BrokerProcess {
   cleanup(): void;
 }
 
+/** An idempotent stop of a child by its PID: SIGTERM, then SIGKILL if it has not exited in time. */
+export function stopper(child: ChildProcess): () => Promise<void> {
+  let stopping: Promise<void> | undefined;
+  return () => {
+    stopping ??= (async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+      await exited;
+      clearTimeout(timer);
+    })();
+    return stopping;
+  };
+}
+
 function tracked(name: BrokerProcess['name'], child: ChildProcess, ports: { mqtt: number; http?: number }, dir: string, dataDir: string | undefined, output: () => string): BrokerProcess {
   const port = ports.mqtt;
   const pid = child.pid;
   if (pid === undefined) throw new Error(`${name} did not start: ${output()}`);
-  let stopping: Promise<void> | undefined;
   return {
     name,
     url: `mqtt://127.0.0.1:${port}`,
@@ -46,17 +61,7 @@ function tracked(name: BrokerProcess['name'], child: ChildProcess, ports: { mqtt
     dataDir,
     cpuSeconds: () => cpuSeconds(pid),
     memory: () => memoryBytes(pid),
-    stop() {
-      stopping ??= (async () => {
-        if (child.exitCode !== null || child.signalCode !== null) return;
-        const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
-        await exited;
-        clearTimeout(timer);
-      })();
-      return stopping;
-    },
+    stop: stopper(child),
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
 }

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { acceptsConnections, freePort } from '../../test/helpers/loopback.js';
+import { stopper } from './brokers.js';
 import { cpuSeconds, memoryBytes } from './proc-stats.js';
 
 // No vitest here (test/helpers/nats-server.ts registers its cleanup with vitest): benches stop it themselves.
@@ -11,8 +12,6 @@ import { cpuSeconds, memoryBytes } from './proc-stats.js';
 export const NATS_BIN = '/usr/sbin/nats-server';
 /** JetStream recovers its store before it listens; a fresh one listens at once. */
 const START_TIMEOUT_MS = 15_000;
-/** SIGTERM first (it flushes its store); SIGKILL by PID if it has not exited by then. */
-const STOP_TIMEOUT_MS = 10_000;
 const OUTPUT_TAIL_CHARS = 4_000;
 
 /** One JetStream-enabled nats-server, a child process of the benchmark, measured through /proc/PID. */
@@ -50,24 +49,13 @@ export async function startNatsServer(): Promise<NatsServerProcess> {
     }
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
-  let stopping: Promise<void> | undefined;
   return {
     url: `nats://127.0.0.1:${port}`,
     port,
     pid,
     cpuSeconds: () => cpuSeconds(pid),
     memory: () => memoryBytes(pid),
-    stop() {
-      stopping ??= (async () => {
-        if (child.exitCode !== null || child.signalCode !== null) return;
-        const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
-        await exited;
-        clearTimeout(timer);
-      })();
-      return stopping;
-    },
+    stop: stopper(child),
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
 }
