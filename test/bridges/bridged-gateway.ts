@@ -40,11 +40,17 @@ export function bridgeStatus(gateway: Gateway, name: string): BridgeReport {
 }
 
 /** Waits until the bridge is connected and the upstream has acknowledged every record of its topics. */
-export async function waitDrained(gateway: Gateway, name: string, timeoutMs = 60_000): Promise<BridgeReport> {
-  await waitFor(() => {
-    const s = bridgeStatus(gateway, name);
-    return s.state === 'connected' && s.partitions.length > 0 && s.backlogRecords === 0;
-  }, `bridge ${name} to drain its backlog`, timeoutMs);
+export async function waitDrained(gateway: Gateway, name: string, timeoutMs = 45_000): Promise<BridgeReport> {
+  try {
+    await waitFor(() => {
+      const s = bridgeStatus(gateway, name);
+      return s.state === 'connected' && s.partitions.length > 0 && s.backlogRecords === 0;
+    }, `bridge ${name} to drain its backlog`, timeoutMs);
+  } catch (error) {
+    // Says where it stuck: the state, the last error and the counters, not only that it timed out.
+    const { state, target, backlogRecords, lastError, counters } = bridgeStatus(gateway, name);
+    throw new Error(`${(error as Error).message}; status: ${JSON.stringify({ state, target, backlogRecords, lastError, counters })}`);
+  }
   return bridgeStatus(gateway, name);
 }
 

@@ -13,6 +13,9 @@ export const NATS_BIN = '/usr/sbin/nats-server';
 
 /** How long a server may take to listen after it is spawned; JetStream recovers its store first. */
 const LISTEN_TIMEOUT_MS = 15_000;
+/** What nats-server writes to stderr once it listens and JetStream has recovered its store. */
+const READY_LINE = 'Server is ready';
+
 /** How long a stopped server may take to exit before it is killed: it flushes its store on SIGTERM. */
 const EXIT_TIMEOUT_MS = 10_000;
 /** How long a fresh or degraded cluster may take to elect a JetStream meta leader (Raft elections take seconds). */
@@ -163,8 +166,11 @@ function natsNode(name: string, port: number, dir: string, storeDir: string, con
         stderr = (stderr + chunk.toString()).slice(-4000);
       });
       child = proc;
+      stderr = '';
       const deadline = Date.now() + LISTEN_TIMEOUT_MS;
-      while (!(await acceptsConnections(port))) {
+      // Ready only once this process says so: after a stop, another test's server may have taken
+      // the port, and a connection to it alone would pass for this server being back.
+      while (!(stderr.includes(READY_LINE) && proc.exitCode === null && (await acceptsConnections(port)))) {
         if (proc.exitCode !== null) throw new Error(`nats-server ${name} exited with ${proc.exitCode}: ${stderr}`);
         if (Date.now() > deadline) throw new Error(`nats-server ${name} did not listen on ${port} within ${LISTEN_TIMEOUT_MS} ms: ${stderr}`);
         await new Promise((resolve) => setTimeout(resolve, 25));
