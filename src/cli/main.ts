@@ -22,6 +22,8 @@ Commands:
                         (edgelog bridges --help).
   produce TOPIC         Send stdin's lines to TOPIC, one record each (edgelog produce --help).
   consume TOPIC         Print TOPIC's records as they arrive (edgelog consume --help).
+  doctor                Check this machine for a gateway: config, disk, clock, ports, upstreams
+                        (edgelog doctor --help).
 
 Options for start (each overrides the config file and the EDGELOG_* environment):
   --config FILE         A YAML config file; config/edgelog.yaml lists every key with its default.
@@ -107,7 +109,12 @@ async function main(argv: string[]): Promise<void> {
   if (command === 'bridges') return (await import('./bridges.js')).bridges(rest);
   if (command === 'produce') return (await import('./produce.js')).produce(rest);
   if (command === 'consume') return (await import('./consume.js')).consume(rest);
-  throw new UsageError(`unknown command '${command}': the commands are start, devices, topics, groups, bridges, produce and consume\n\n${USAGE}`);
+  if (command === 'doctor') {
+    // The report is printed; exit 1 tells scripts that a check failed.
+    if (!(await (await import('./doctor.js')).doctor(rest))) process.exit(1);
+    return;
+  }
+  throw new UsageError(`unknown command '${command}': the commands are start, devices, topics, groups, bridges, produce, consume and doctor\n\n${USAGE}`);
 }
 
 main(process.argv.slice(2)).then(
