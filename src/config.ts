@@ -5,6 +5,7 @@ import { parse as parseYaml } from 'yaml';
 import { EdgelogError } from './errors.js';
 import {
   DEFAULT_MIN_FREE_DISK_BYTES,
+  MAX_COMMIT_INTERVAL_MS,
   DEFAULT_RETENTION_SCHEDULE,
   DISK_PRESSURE_POLICIES,
   type DiskPressurePolicy,
@@ -32,8 +33,15 @@ export interface GatewayConfig {
     port: number;
   };
   http: {
-    /** The one HTTP port: MQTT over WebSocket at /mqtt, WebSocket ingest at /ingest; 0 picks a free port. */
+    /** The one HTTP port: MQTT over WebSocket at /mqtt, WebSocket ingest at /ingest, /consume, /produce, /api, /metrics, the dashboard; 0 picks a free port. */
     port: number;
+  };
+  admin: {
+    /**
+     * The admin token: when set, /api, /metrics, /consume, /produce and the dashboard's data need
+     * it (Authorization: Bearer TOKEN) from every address; when empty they answer loopback only.
+     */
+    token: string;
   };
   /** MQTT over TLS and HTTPS/WSS, on when certFile and keyFile are set. */
   tls: {
@@ -53,6 +61,8 @@ export interface GatewayConfig {
     registryFile: string;
     /** Folder of device profiles (*.json); '' for the shipped devices/profiles. */
     profilesDir: string;
+    /** A device silent this long is shown as quiet (dashboard, /api/devices, metrics). */
+    quietAfterMs: number;
   };
   ingest: {
     /** Bytes of readings taken off sockets and not yet committed; past it the gateway stops reading sockets (TCP backpressure). */
@@ -73,6 +83,8 @@ export interface GatewayConfig {
     retentionSchedule: string;
     /** 'keep' records bridges have not replicated even when the log fills (appends are refused), or 'drop-oldest' of them past their retention under disk pressure (counted and logged). */
     diskPressurePolicy: DiskPressurePolicy;
+    /** The least time between two group commits (fsyncs); 0 commits at once. Trades ack latency for fewer fsyncs on SD cards. */
+    commitIntervalMs: number;
     /** Settings of topics created on first use. */
     topicDefaults: TopicConfig;
   };
@@ -84,6 +96,10 @@ export interface GatewayConfig {
   bridges: readonly BridgeConfig[];
 }
 
+/** Long enough not to be guessed, and only characters that travel in an HTTP header and a WebSocket subprotocol unchanged. */
+const ADMIN_TOKEN = /^[A-Za-z0-9._~+/=-]{16,256}$/;
+const ADMIN_TOKEN_RULE = '16 to 256 of a-z A-Z 0-9 . _ ~ + / = -';
+
 /** Host names may hold characters that upstream topic levels and subject tokens do not take well. */
 const GATEWAY_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
@@ -93,8 +109,9 @@ export const DEFAULT_CONFIG: Readonly<GatewayConfig> = deepFreeze({
   allowAnonymous: false,
   mqtt: { port: 1883 },
   http: { port: 8080 },
+  admin: { token: '' },
   tls: { certFile: '', keyFile: '', caFile: '', mqttPort: 8883, httpsPort: 8443 },
-  devices: { registryFile: '', profilesDir: '' },
+  devices: { registryFile: '', profilesDir: '', quietAfterMs: 60_000 },
   ingest: {
     // A quarter of the log's own bound (DEFAULT_MAX_PENDING_BYTES): sockets are paused well
     // before the log would refuse appends with LOG_OVERLOADED.
@@ -108,6 +125,7 @@ export const DEFAULT_CONFIG: Readonly<GatewayConfig> = deepFreeze({
     minFreeDiskBytes: DEFAULT_MIN_FREE_DISK_BYTES,
     retentionSchedule: DEFAULT_RETENTION_SCHEDULE,
     diskPressurePolicy: 'keep',
+    commitIntervalMs: 0,
     topicDefaults: { ...DEFAULT_TOPIC_CONFIG },
   },
   connectors: [],
@@ -126,6 +144,7 @@ export const ENV_KEYS: Readonly<Record<string, string>> = {
   EDGELOG_MQTT_PORT: 'mqtt.port',
   EDGELOG_HTTP_PORT: 'http.port',
   EDGELOG_DEVICE_REGISTRY: 'devices.registryFile',
+  EDGELOG_ADMIN_TOKEN: 'admin.token',
 };
 
 export interface ConfigSources {
@@ -247,6 +266,12 @@ function validate(c: GatewayConfig): void {
   });
   int('log.maxLogBytes', c.log.maxLogBytes, -1, Number.MAX_SAFE_INTEGER);
   int('log.minFreeDiskBytes', c.log.minFreeDiskBytes, 0, Number.MAX_SAFE_INTEGER);
+  int('log.commitIntervalMs', c.log.commitIntervalMs, 0, MAX_COMMIT_INTERVAL_MS);
+  int('devices.quietAfterMs', c.devices.quietAfterMs, 1000, 7 * 24 * 3600 * 1000);
+  if (c.admin.token !== '' && !ADMIN_TOKEN.test(c.admin.token)) {
+    // The token is never echoed: the message names the rule, not the value.
+    throw new EdgelogError('INVALID_CONFIG', `config key 'admin.token' must be ${ADMIN_TOKEN_RULE} (for example from: openssl rand -hex 24), or empty for loopback-only access`);
+  }
   if (!validateCron(c.log.retentionSchedule)) {
     throw new EdgelogError('INVALID_CONFIG', `config key 'log.retentionSchedule' must be a cron expression (seconds field allowed, e.g. '*/30 * * * * *'), got ${describeValue(c.log.retentionSchedule)}`);
   }

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createServer as createNetServer, type Server } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { resolve } from 'node:path';
 import { createServer as createTlsServer } from 'node:tls';
 import type { Logger } from 'pino';
@@ -11,6 +12,7 @@ import type { GatewayConfig } from './config.js';
 import { EdgelogError } from './errors.js';
 import { GroupCoordinator } from './groups/coordinator.js';
 import { AuthThrottle } from './ingest/auth-throttle.js';
+import { DeviceActivity } from './ingest/device-activity.js';
 import { Intake } from './ingest/intake.js';
 import { MqttIngest } from './ingest/mqtt-ingest.js';
 import { TopicMapper } from './ingest/topic-mapping.js';
@@ -18,7 +20,13 @@ import { WsIngest } from './ingest/ws-ingest.js';
 import { CommitLog, DEFAULT_MAX_PENDING_BYTES } from './log/commit-log.js';
 import { Connectors } from './streams/connectors/connectors.js';
 import { StreamProcessors } from './streams/stream-processors.js';
+import { AdminAccess } from './server/access.js';
 import { AdminApi, API_PREFIX } from './server/api.js';
+import { Dashboard } from './server/dashboard.js';
+import { healthRoutes } from './server/health.js';
+import { LiveService } from './server/live.js';
+import { GatewayMetrics } from './server/metrics.js';
+import { OverviewBuilder } from './server/overview.js';
 import { ConsumeService, MAX_CONSUME_FRAME_BYTES } from './server/consume-session.js';
 import { HttpServer } from './server/http-server.js';
 import { ProduceService } from './server/produce-session.js';
@@ -64,6 +72,12 @@ export class Gateway {
     private readonly produce: ProduceService,
     /** Upstream bridges (config `bridges:`): started right after the log, closed first. */
     readonly bridges: Bridges,
+    /** What each device sent lately (dashboard, /api/devices, metrics). */
+    readonly activity: DeviceActivity,
+    private readonly live: LiveService,
+    private readonly overview: OverviewBuilder,
+    /** Set once start() is done and cleared at close(): /readyz. */
+    private readonly readiness: { ready: boolean },
   ) {}
 
   /** Consumer connections and the slow-consumer bound they are held to (tests, metrics). */
@@ -88,10 +102,12 @@ export class Gateway {
       logger.warn({ host }, 'allowAnonymous is on: accepting clients without credentials from the network');
     }
 
+    const metrics = new GatewayMetrics();
     const log = await CommitLog.open({
       ...config.log,
       dir,
       logger,
+      observeAppendMs: metrics.observeAppendMs,
       // The ingest byte budget pauses sockets long before the log would refuse with LOG_OVERLOADED.
       maxPendingBytes: Math.max(DEFAULT_MAX_PENDING_BYTES, 4 * config.ingest.maxPendingBytes),
     });
@@ -110,7 +126,9 @@ export class Gateway {
       const connectors = await Connectors.start({ log, connectors: config.connectors, logger });
       closers.unshift(() => connectors.close());
       const { topicRules, ...limits } = config.ingest;
+      const activity = new DeviceActivity({ quietAfterMs: config.devices.quietAfterMs });
       const intake = new Intake({
+        activity,
         log,
         devices: registry,
         mapper: new TopicMapper(topicRules),
@@ -140,8 +158,41 @@ export class Gateway {
       const consume = new ConsumeService({ log, groups, logger });
       closers.unshift(async () => consume.close());
       const wsIngest = new WsIngest({ intake, devices: registry, allowAnonymous, authThrottle, logger, maxMessageBytes: config.log.topicDefaults.maxMessageBytes });
-      const api = new AdminApi({ log, groups, logger, bridges: () => bridges.status() });
       const produce = new ProduceService({ log, logger, maxMessageBytes: config.log.topicDefaults.maxMessageBytes });
+      // Operator endpoints: the admin token, or loopback only without one (access.ts).
+      const adminAccess = new AdminAccess({ token: config.admin.token, throttle: new AuthThrottle(), logger });
+      const access = (req: Parameters<AdminAccess['refusal']>[0]) => adminAccess.refusal(req);
+      const readiness = { ready: false };
+      let ports: GatewayPorts = { mqtt: mqttPort, mqttTls: mqttTlsPort, http: config.http.port, https: null };
+      const connections = () => ({ mqtt: mqtt.connectedClients, ws: wsIngest.stats().connections, consumers: consume.stats().sessions, producers: produce.stats().connections });
+      const overview = new OverviewBuilder({
+        gatewayId: config.gatewayId,
+        version: PACKAGE_VERSION,
+        startedAtMs: Date.now(),
+        ports: () => ({ ...ports }),
+        log,
+        groups,
+        intake,
+        activity,
+        registeredDevices: () => registry.ids(),
+        bridges: () => bridges.status(),
+        connections,
+        tokenRequired: adminAccess.tokenRequired,
+      });
+      overview.start();
+      closers.unshift(async () => overview.close());
+      const api = new AdminApi({
+        log,
+        groups,
+        logger,
+        bridges: () => bridges.status(),
+        devices: { activity, registered: () => registry.ids() },
+        overview: () => overview.build(),
+        readiness: () => readinessReasons(readiness, intake),
+      });
+      const live = new LiveService(overview, logger);
+      closers.unshift(async () => live.close());
+      metrics.attach({ log, groups, intake, activity, registeredDevices: () => registry.size, bridges: () => bridges.status(), connections: () => ({ ...connections(), dashboards: live.stats().clients }) });
       const http = await HttpServer.start({
         host,
         port: config.http.port,
@@ -154,14 +205,24 @@ export class Gateway {
             maxPayloadBytes: maxPacketBytes,
           },
           { path: '/ingest', handler: (ws, req) => wsIngest.handle(ws, req), maxPayloadBytes: wsIngest.maxFrameBytes },
-          { path: '/consume', handler: (ws, req) => consume.handle(ws, req), maxPayloadBytes: MAX_CONSUME_FRAME_BYTES },
-          produce.route(),
+          { path: '/consume', handler: (ws, req) => consume.handle(ws, req), maxPayloadBytes: MAX_CONSUME_FRAME_BYTES, access },
+          { ...produce.route(), access },
+          live.route(access),
         ],
-        httpRoutes: [{ prefix: API_PREFIX, handler: (req, res) => api.handle(req, res) }],
+        httpRoutes: [
+          { prefix: API_PREFIX, handler: (req, res) => api.handle(req, res), access },
+          metrics.route(access),
+          ...healthRoutes({ gatewayId: config.gatewayId, ports: () => listeningPorts(ports) }, () => readinessReasons(readiness, intake)),
+          ...Dashboard.load().routes(),
+        ],
       });
-      const ports: GatewayPorts = { mqtt: mqttPort, mqttTls: mqttTlsPort, http: http.ports.http, https: http.ports.https };
-      logger.info({ gatewayId: config.gatewayId, dataDir: dir, topics: log.listTopics().length, devices: registry.size, bridges: bridges.size, host, ...portFields(ports) }, 'edgelog gateway started');
-      return new Gateway(log, intake, registry, groups, consume, mqtt, mqttServers, http, ports, logger, connectors, streams, produce, bridges);
+      ports = { mqtt: mqttPort, mqttTls: mqttTlsPort, http: http.ports.http, https: http.ports.https };
+      readiness.ready = true;
+      logger.info(
+        { gatewayId: config.gatewayId, dataDir: dir, topics: log.listTopics().length, devices: registry.size, bridges: bridges.size, host, ...portFields(ports), dashboard: dashboardUrls(host, ports) },
+        `edgelog gateway started: dashboard at ${dashboardUrls(host, ports)[0]}`,
+      );
+      return new Gateway(log, intake, registry, groups, consume, mqtt, mqttServers, http, ports, logger, connectors, streams, produce, bridges, activity, live, overview, readiness);
     } catch (error) {
       for (const close of closers) await close();
       throw error;
@@ -175,6 +236,7 @@ export class Gateway {
    */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      this.readiness.ready = false;
       const listenersClosed = this.mqttServers.map(stopListening);
       this.http.stopAccepting();
       // Bridges first: PUBACKs waiting for an upstream ack (ack: upstream) fall back to the local
@@ -189,6 +251,8 @@ export class Gateway {
       // Consumers and stream processors leave their groups before the log closes under them.
       await this.streams.close();
       this.consume.close();
+      this.live.close();
+      this.overview.close();
       this.groups.close();
       await this.http.close();
       await Promise.all(listenersClosed);
@@ -221,6 +285,50 @@ function readTls(config: Readonly<GatewayConfig>): { cert: Buffer; key: Buffer; 
     }
   };
   return { cert: read('tls.certFile', certFile), key: read('tls.keyFile', keyFile), ...(caFile === '' ? {} : { ca: read('tls.caFile', caFile) }) };
+}
+
+/** The package's version, shown on the dashboard. */
+const PACKAGE_VERSION = readPackageVersion();
+
+function readPackageVersion(): string {
+  // src/gateway.ts (tsx) or dist/src/gateway.js (compiled): package.json is one or two folders up.
+  for (const candidate of ['../package.json', '../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(candidate, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'edgelog' && typeof pkg.version === 'string') return pkg.version;
+    } catch {
+      // Not at this level: try the next one.
+    }
+  }
+  return 'unknown';
+}
+
+/** Why /readyz says not ready: starting or stopping, or the log refuses readings. */
+function readinessReasons(readiness: { ready: boolean }, intake: Intake): string[] {
+  const reasons: string[] = [];
+  if (!readiness.ready) reasons.push(intake.isClosing ? 'the gateway is shutting down' : 'the gateway is starting or shutting down');
+  if (intake.stats().logFull) reasons.push('the log is full: readings are refused until retention or an operator frees space');
+  return reasons;
+}
+
+/**
+ * Where a person opens the dashboard: loopback when the listeners are, else this machine's
+ * network addresses (IPv4 first), so the first log lines give an address to type into a browser.
+ */
+function dashboardUrls(host: string, ports: GatewayPorts): string[] {
+  const urls = [`http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${ports.http}/`];
+  if (host === '0.0.0.0') {
+    for (const addresses of Object.values(networkInterfaces())) {
+      for (const a of addresses ?? []) if (!a.internal && a.family === 'IPv4') urls.unshift(`http://${a.address}:${ports.http}/`);
+    }
+  }
+  if (ports.https !== null) urls.push(`https://${host === '0.0.0.0' ? '127.0.0.1' : host}:${ports.https}/`);
+  return urls;
+}
+
+/** The ports listening, by listener (`mqtt`, `http`, `mqttTls`, `https`), for /healthz. */
+function listeningPorts(ports: GatewayPorts): Record<string, number> {
+  return Object.fromEntries(Object.entries(ports).filter(([, port]) => port !== null)) as Record<string, number>;
 }
 
 /** The ports for the start-up log line, leaving out listeners that are off. */

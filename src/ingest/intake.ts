@@ -5,6 +5,7 @@ import { EdgelogError } from '../errors.js';
 import type { AppendResult, CommitLog } from '../log/commit-log.js';
 import type { AppendRecord } from '../log/prepare-records.js';
 import { ByteBudget } from './byte-budget.js';
+import type { DeviceActivity } from './device-activity.js';
 import { newBucket, takeToken, type TokenBucket } from './token-bucket.js';
 import type { MappedTopic, TopicMapper } from './topic-mapping.js';
 
@@ -45,6 +46,8 @@ export interface IntakeOptions {
    * upstream ack on topics configured `ack: upstream`. Always settles (falling back to the local ack).
    */
   ackGate?: (topic: string, partition: number, offset: number) => Promise<unknown> | null;
+  /** Told of every reading stored, dead-lettered or refused, by device (the dashboard's device table). */
+  activity?: DeviceActivity;
   now?: () => number;
 }
 
@@ -222,19 +225,21 @@ export class Intake {
         }
         if (item.deadLetterReason === undefined) {
           this.counts.stored += 1;
+          this.opts.activity?.stored(deviceOf(item));
           const stored = { topic: item.topic, partition: result.partition, offset: result.offset };
           const gate = this.opts.ackGate?.(item.topic, result.partition, result.offset) ?? null;
           if (gate === null) item.resolve(stored);
           else void gate.finally(() => item.resolve(stored));
         } else {
           this.counts.deadLettered += 1;
+          this.opts.activity?.deadLettered(deviceOf(item), item.deadLetterReason);
           this.warnDeadLetter(identity, item);
           item.resolve({ topic: item.topic, partition: result.partition, offset: result.offset, deadLetterReason: item.deadLetterReason });
         }
       },
       (error: unknown) => {
         this.settled(item);
-        this.refused(error);
+        this.refused(error, deviceOf(item));
         item.reject(error);
       },
     );
@@ -244,7 +249,7 @@ export class Intake {
   drop(item: Planned, error: unknown, count = true): void {
     if (item.budgetHeld) this.budget.release(item.bytes);
     item.budgetHeld = false;
-    if (count) this.refused(error);
+    if (count) this.refused(error, deviceOf(item));
     item.reject(error);
   }
 
@@ -258,9 +263,11 @@ export class Intake {
     }
   }
 
-  private refused(error: unknown): void {
+  /** Counts a refusal of a reading by `deviceId` (the device tables and the totals). */
+  refused(error: unknown, deviceId: string): void {
     const code = error instanceof EdgelogError ? error.code : 'INTERNAL';
     this.countRefusal(code);
+    this.opts.activity?.refused(deviceId, code, error instanceof Error ? error.message : String(error));
     if (code === 'LOG_FULL' && !this.logFull) {
       this.logFull = true;
       // One line per state change: refusals go on until an append succeeds again.
@@ -269,7 +276,7 @@ export class Intake {
   }
 
   private warnDeadLetter(identity: SessionIdentity, item: Planned): void {
-    const deviceId = item.record.headers?.['device-id'] as string;
+    const deviceId = deviceOf(item);
     const nowMs = this.now();
     const last = this.deadLetterWarnedMs.get(deviceId);
     if (last !== undefined && nowMs - last < DEADLETTER_WARN_INTERVAL_MS) return;
@@ -277,6 +284,11 @@ export class Intake {
     this.deadLetterWarnedMs.set(deviceId, nowMs);
     this.opts.logger.warn({ deviceId, client: identity.client, reason: item.deadLetterReason }, 'reading stored in the dead-letter topic');
   }
+}
+
+/** The device a planned reading came from (plan() always sets the header). */
+function deviceOf(item: Pick<Planned, 'record'>): string {
+  return item.record.headers!['device-id'] as string;
 }
 
 /**
@@ -313,7 +325,8 @@ export class IntakeSession {
       if (this.closed) throw new EdgelogError('GATEWAY_CLOSING', 'the connection is closing');
       planned = this.intake.plan(this.identity, mapped, payload, mqttTopic);
     } catch (error) {
-      this.intake.countRefusal(error instanceof EdgelogError ? error.code : 'INTERNAL');
+      // A device publishing under another's id is counted as itself, not as the one it named.
+      this.intake.refused(error, this.identity.deviceId ?? mapped.deviceId);
       return Promise.reject(error);
     }
     return new Promise<StoredReading>((resolve, reject) => {

@@ -57,6 +57,11 @@ export class MqttIngest {
     this.logger = opts.logger.child({ component: 'mqtt' });
   }
 
+  /** MQTT clients connected now (over TCP, TLS and WebSocket). */
+  get connectedClients(): number {
+    return this.broker.connectedClients;
+  }
+
   static async create(opts: MqttIngestOptions): Promise<MqttIngest> {
     const ingest = new MqttIngest(opts);
     ingest.broker = await Aedes.createBroker({

@@ -86,3 +86,21 @@ export function decodeSegment(segment: string, what: string): string {
   }
   return decoded;
 }
+
+/** Devices on one page of GET /api/devices at most: the answer stays small on a Pi with any fleet. */
+export const MAX_DEVICES_PAGE = 1000;
+const DEVICE_STATES = ['all', 'quiet', 'active'] as const;
+
+/** GET /api/devices's query: `state` (all, quiet, active), `limit` (1 to MAX_DEVICES_PAGE), `after` (the last id of the previous page). */
+export function parseDeviceQuery(params: URLSearchParams): { state: (typeof DEVICE_STATES)[number]; limit: number; after: string | undefined } {
+  const state = params.get('state') ?? 'all';
+  if (!(DEVICE_STATES as readonly string[]).includes(state)) {
+    throw new EdgelogError('INVALID_ARGUMENT', `query parameter 'state' must be one of ${DEVICE_STATES.join(', ')}, got ${JSON.stringify(state.slice(0, 40))}`);
+  }
+  const limitText = params.get('limit') ?? String(MAX_DEVICES_PAGE);
+  const limit = /^\d{1,7}$/.test(limitText) ? Number(limitText) : Number.NaN;
+  if (!(limit >= 1 && limit <= MAX_DEVICES_PAGE)) {
+    throw new EdgelogError('INVALID_ARGUMENT', `query parameter 'limit' must be an integer from 1 to ${MAX_DEVICES_PAGE}, got ${JSON.stringify(limitText.slice(0, 40))}`);
+  }
+  return { state: state as (typeof DEVICE_STATES)[number], limit, after: params.get('after') ?? undefined };
+}

@@ -10,10 +10,11 @@ import type { GroupCoordinator } from '../groups/coordinator.js';
 import type { CommitLog } from '../log/commit-log.js';
 import { validateGroupId } from '../log/offsets.js';
 import { validateTopicName } from '../log/topic-config.js';
-import { decodeSegment, parseCreateTopic, parseResetOffsets } from './api-requests.js';
+import type { DeviceActivity, DeviceReport } from '../ingest/device-activity.js';
+import { decodeSegment, parseCreateTopic, parseDeviceQuery, parseResetOffsets } from './api-requests.js';
+import type { Overview } from './overview.js';
 import { pathOf } from './http-server.js';
 import { readJsonBody, sendError, sendJson } from './http-json.js';
-import { isLoopbackRequest } from './loopback.js';
 
 /** Where the API is served on the gateway's HTTP port. */
 export const API_PREFIX = '/api';
@@ -32,6 +33,12 @@ export interface AdminApiOptions {
   groups: GroupCoordinator;
   /** The status of each upstream bridge (bridges/bridge.ts BridgeStatus), named. */
   bridges?: () => ReadonlyArray<{ readonly name: string }>;
+  /** What each device sent lately, and the registered ids (a registered device may not have sent anything yet). */
+  devices?: { activity: DeviceActivity; registered: () => readonly string[] };
+  /** The dashboard's overview (GET /api/overview). */
+  overview?: () => Overview;
+  /** Why the gateway is not ready, empty when it is (GET /api/health). */
+  readiness?: () => string[];
   logger: Logger;
 }
 
@@ -66,13 +73,16 @@ export class AdminApi {
       { segments: ['groups', '{id}', 'reset-offsets'], methods: { POST: ([id], req, res) => this.resetOffsets(id!, req, res) } },
       { segments: ['bridges'], methods: { GET: () => ({ status: 200, body: { bridges: this.bridgeStatus() } }) } },
       { segments: ['bridges', '{name}'], methods: { GET: ([name]) => this.describeBridge(name!) } },
+      { segments: ['devices'], methods: { GET: (_, req) => this.listDevices(req) } },
+      { segments: ['devices', '{id}'], methods: { GET: ([id]) => this.describeDevice(id!) } },
+      { segments: ['overview'], methods: { GET: () => ({ status: 200, body: this.opts.overview?.() ?? {} }) } },
+      { segments: ['health'], methods: { GET: () => this.health() } },
     ];
   }
 
   /** Answers one request under /api; never throws, never sends a stack trace. */
   handle(req: IncomingMessage, res: ServerResponse): void {
-    const refusal = this.refusal(req);
-    if (refusal) return sendError(res, refusal);
+    // Who may call it is the HTTP server's admin access check (access.ts).
     if (this.inFlight >= MAX_CONCURRENT_API_REQUESTS) {
       return sendError(res, new EdgelogError('API_BUSY', `the admin API is already handling ${this.inFlight} requests, the most at once (${MAX_CONCURRENT_API_REQUESTS}); retry shortly`));
     }
@@ -83,23 +93,6 @@ export class AdminApi {
       this.logger.error({ err: error, method: req.method, path: pathOf(req) }, 'admin API request failed');
       sendError(res, new EdgelogError('INTERNAL', 'the gateway failed to handle this request (a bug; it logged the cause)'));
     });
-  }
-
-  /** Why this request may not use the API at all, or null. */
-  private refusal(req: IncomingMessage): EdgelogError | null {
-    if (!isLoopbackRequest(req)) {
-      return new EdgelogError(
-        'NOT_AUTHORIZED',
-        `the admin API answers requests from the gateway's own machine only (this one came from ${req.socket.remoteAddress ?? 'an unknown address'}) until the admin token (issue 7) protects it; run the command on the gateway's machine`,
-      );
-    }
-    // DNS rebinding: a web page whose name resolves to 127.0.0.1 talks to us from loopback with
-    // its own name in Host. A loopback name in Host means the caller meant this machine.
-    const host = req.headers.host;
-    if (host !== undefined && !isLoopbackHost(host)) {
-      return new EdgelogError('NOT_AUTHORIZED', `the admin API answers requests addressed to this machine's loopback only (localhost, 127.0.0.1 or [::1]), not to host ${JSON.stringify(host.slice(0, 80))}`);
-    }
-    return null;
   }
 
   private async dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -182,6 +175,41 @@ export class AdminApi {
     return { status: 200, body: status };
   }
 
+  // ---------------------------------------------------------------- devices
+
+  /** Registered and seen devices by id, a page at a time (`?state=quiet|active|all&limit=N&after=ID`). */
+  private listDevices(req: IncomingMessage): Answer {
+    const { state, limit, after } = parseDeviceQuery(new URL(req.url ?? '/', 'http://gateway').searchParams);
+    const devices = this.opts.devices;
+    if (devices === undefined) return { status: 200, body: { devices: [], total: 0, next: null } };
+    const nowMs = Date.now();
+    const ids = [...new Set([...devices.registered(), ...devices.activity.seenIds()])].sort();
+    const matching = ids.map((id) => devices.activity.report(id, nowMs)).filter((d) => state === 'all' || (state === 'quiet') === d.quiet);
+    const start = after === undefined ? 0 : matching.findIndex((d) => d.deviceId > after);
+    const page: DeviceReport[] = start < 0 ? [] : matching.slice(start, start + limit);
+    const more = start >= 0 && start + limit < matching.length;
+    return {
+      status: 200,
+      body: { devices: page, total: matching.length, quietAfterMs: devices.activity.opts.quietAfterMs, next: more ? page.at(-1)!.deviceId : null },
+    };
+  }
+
+  private describeDevice(id: string): Answer {
+    const devices = this.opts.devices;
+    const registered = devices?.registered().includes(id) ?? false;
+    if (devices === undefined || (!registered && !devices.activity.has(id))) {
+      throw new EdgelogError('UNKNOWN_DEVICE', `unknown device ${JSON.stringify(id.slice(0, 80))}: it is not registered and has sent nothing since the gateway started (GET /api/devices lists the devices)`);
+    }
+    return { status: 200, body: { ...devices.activity.report(id), registered } };
+  }
+
+  /** Ready or not and why, with what an operator checks first. */
+  private health(): Answer {
+    const reasons = this.opts.readiness?.() ?? [];
+    const bridges = (this.bridgeStatus() as ReadonlyArray<{ name: string; state?: string; backlogRecords?: number }>).map(({ name, state, backlogRecords }) => ({ name, state, backlogRecords }));
+    return { status: 200, body: { ready: reasons.length === 0, reasons, bridges } };
+  }
+
   // ---------------------------------------------------------------- groups
 
   /** Groups with members and groups with only committed offsets: the coordinator's list joins both. */
@@ -231,10 +259,4 @@ function unknownGroup(id: string): EdgelogError {
 
 function routePath(route: Route): string {
   return `${API_PREFIX}/${route.segments.join('/')}`;
-}
-
-/** Whether a Host header names this machine's loopback: localhost, 127.x.x.x or [::1], with any port. */
-export function isLoopbackHost(host: string): boolean {
-  const name = (host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.split(':')[0]!).toLowerCase();
-  return name === 'localhost' || name === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name);
 }

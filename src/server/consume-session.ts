@@ -4,7 +4,6 @@ import type { WebSocket } from 'ws';
 import { EdgelogError, OffsetOutOfRangeError } from '../errors.js';
 import type { Assignment, GroupCoordinator } from '../groups/coordinator.js';
 import type { CommitLog } from '../log/commit-log.js';
-import { isLoopbackRequest } from './loopback.js';
 import { MAX_CREDIT_BYTES, MAX_CREDIT_RECORDS, parseConsumeFrame, toWire, type ConsumeFrame, type FrameId, type SeekTarget } from './consume-frames.js';
 
 /**
@@ -54,12 +53,8 @@ export class ConsumeService {
   }
 
   handle(ws: WebSocket, req: IncomingMessage): void {
+    // Admitted by the HTTP server's admin access check (access.ts).
     const remote = req.socket.remoteAddress ?? '';
-    if (!isLoopbackRequest(req)) {
-      // Until the admin token of issue 7 protects it, the log is readable from this machine only.
-      ws.close(1008, 'consumers may connect from this machine (loopback) only');
-      return;
-    }
     const session = new ConsumeSession(ws, this.opts, this.logger.child({ remote: `${remote}:${req.socket.remotePort}` }), () => this.sessions.delete(session));
     this.sessions.add(session);
   }

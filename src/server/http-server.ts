@@ -3,6 +3,9 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
+import type { EdgelogError } from '../errors.js';
+import { CLOSE_AUTH_REQUIRED, CLOSE_NOT_AUTHORIZED, TOKEN_SUBPROTOCOL_PREFIX } from './access.js';
+import { sendError } from './http-json.js';
 import { listen, stopListening } from './listen.js';
 
 /** How long a WebSocket client has to answer the close frame at shutdown before its socket is cut. */
@@ -11,14 +14,19 @@ const CLOSE_GRACE_MS = 1000;
 /** Serves one accepted WebSocket connection. */
 export type WebSocketHandler = (ws: WebSocket, req: IncomingMessage) => void;
 
+/** Why a request may not use a route (an operator endpoint's admin access check), or null when it may. */
+export type AccessCheck = (req: IncomingMessage) => EdgelogError | null;
+
 export interface WebSocketRoute {
   /** The URL path, e.g. `/mqtt`. */
   path: string;
   handler: WebSocketHandler;
   /** Largest message accepted; a larger one closes the connection with 1009 (ws's maxPayload). */
   maxPayloadBytes: number;
-  /** Picks the subprotocol to answer (e.g. `mqtt`); default: the first one offered, if any. */
+  /** Picks the subprotocol to answer (e.g. `mqtt`); default: the first one offered that does not carry a token, if any. */
   handleProtocols?: (protocols: Set<string>) => string | false;
+  /** Checked before the handler; a refused connection is closed with 4401 or 4403 and the reason. */
+  access?: AccessCheck;
 }
 
 /** Answers one plain HTTP request; it must always end the response. */
@@ -27,7 +35,11 @@ export type HttpHandler = (req: IncomingMessage, res: ServerResponse) => void;
 export interface HttpRoute {
   /** A path prefix, e.g. `/api`: it serves the path itself and everything under `prefix/`. */
   prefix: string;
+  /** Serve the prefix itself only, nothing under it (the dashboard's `/`). */
+  exact?: boolean;
   handler: HttpHandler;
+  /** Checked before the handler; a refused request is answered 401 or 403 with the reason as JSON. */
+  access?: AccessCheck;
 }
 
 export interface HttpServerOptions {
@@ -36,7 +48,7 @@ export interface HttpServerOptions {
   /** PEM certificate, key and optional client CA: serves the same routes over HTTPS on httpsPort. */
   tls?: { cert: Buffer; key: Buffer; ca?: Buffer; httpsPort: number };
   routes: WebSocketRoute[];
-  /** Plain HTTP routes by path prefix (the admin API); any other request gets a 404 naming the endpoints. */
+  /** Plain HTTP routes by path prefix; any other request gets a 404 naming the endpoints. */
   httpRoutes?: HttpRoute[];
   logger: Logger;
 }
@@ -63,9 +75,21 @@ export class HttpServer {
       const server = new WebSocketServer({
         noServer: true,
         maxPayload: route.maxPayloadBytes,
-        ...(route.handleProtocols ? { handleProtocols: route.handleProtocols } : {}),
+        handleProtocols: route.handleProtocols ?? firstProtocolWithoutToken,
       });
-      server.on('connection', route.handler);
+      const access = route.access;
+      server.on(
+        'connection',
+        access === undefined
+          ? route.handler
+          : (ws: WebSocket, req: IncomingMessage) => {
+              // Refused after the upgrade, not with an HTTP status: a browser shows a WebSocket's
+              // close code and reason to the page, never a failed handshake's status.
+              const refusal = access(req);
+              if (refusal === null) return route.handler(ws, req);
+              ws.close(refusal.code === 'AUTH_FAILED' ? CLOSE_AUTH_REQUIRED : CLOSE_NOT_AUTHORIZED, closeReason(refusal.message));
+            },
+      );
       wss.set(route.path, server);
     }
     const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -85,8 +109,10 @@ export class HttpServer {
     const httpRoutes = opts.httpRoutes ?? [];
     const onRequest = (req: IncomingMessage, res: ServerResponse) => {
       const path = pathOf(req);
-      const route = httpRoutes.find((r) => path === r.prefix || path.startsWith(`${r.prefix}/`));
+      const route = httpRoutes.find((r) => path === r.prefix || (r.exact !== true && path.startsWith(`${r.prefix}/`)));
       if (route) {
+        const refusal = route.access?.(req) ?? null;
+        if (refusal !== null) return sendError(res, refusal);
         try {
           route.handler(req, res);
         } catch (error) {
@@ -150,6 +176,19 @@ export class HttpServer {
     })();
     return this.closing;
   }
+}
+
+/** ws's default would answer a `bearer.…` token subprotocol back, which says nothing and echoes the secret. */
+function firstProtocolWithoutToken(protocols: Set<string>): string | false {
+  for (const p of protocols) if (!p.startsWith(TOKEN_SUBPROTOCOL_PREFIX)) return p;
+  return false;
+}
+
+/** A close frame's reason holds at most 123 bytes (RFC 6455 §5.5): cut at a character boundary. */
+function closeReason(message: string): string {
+  let reason = message;
+  while (Buffer.byteLength(reason) > 123) reason = reason.slice(0, -1);
+  return reason;
 }
 
 /**

@@ -7,7 +7,6 @@ import { DEFAULT_MAX_BATCH_RECORDS, type AppendResult, type CommitLog } from '..
 import type { AppendRecord } from '../log/prepare-records.js';
 import { validateTopicName } from '../log/topic-config.js';
 import type { WebSocketRoute } from './http-server.js';
-import { isLoopbackRequest } from './loopback.js';
 import { parseProduceFrame, produceFrameBytesMax, type FrameId } from './produce-frames.js';
 
 /**
@@ -82,11 +81,7 @@ export class ProduceService {
   }
 
   handle(ws: WebSocket, req: IncomingMessage): void {
-    if (!isLoopbackRequest(req)) {
-      // Until the admin token of issue 7 protects it, the log is writable from this machine only.
-      ws.close(1008, 'producers may connect from this machine (loopback) only');
-      return;
-    }
+    // Admitted by the HTTP server's admin access check (access.ts).
     if (this.closing) {
       ws.close(1001, 'gateway shutting down');
       return;
