@@ -55,6 +55,16 @@ describe('config', () => {
     expect(refusal(() => loadConfig({ env: { EDGELOG_ALLOW_ANONYMOUS: 'sure' } }))).toMatch(/must be true or false/);
     expect(refusal(() => loadConfig({ flags: { 'mqtt.port': 'x' } }))).toMatch(/flag --mqtt-port must be a number/);
   });
+  it('takes the admin token from the environment, and refuses a weak one without echoing it', () => {
+    expect(loadConfig({ env: { EDGELOG_ADMIN_TOKEN: 'abcdefghijklmnop-0123' } }).admin.token).toBe('abcdefghijklmnop-0123');
+    const weak = refusal(() => loadConfig({ env: { EDGELOG_ADMIN_TOKEN: 'secret' } }));
+    expect(weak).toMatch(/config key 'admin\.token' must be 16 to 256 of a-z A-Z 0-9 \. _ ~ \+ \/ = -/);
+    expect(weak).not.toContain('secret');
+    expect(refusal(() => loadConfig({ file: configFile('admin:\n  token: "has spaces in it, sixteen+"\n') }))).toMatch(/'admin\.token' must be/);
+    expect(refusal(() => loadConfig({ file: configFile('log:\n  commitIntervalMs: 5000\n') }))).toMatch(/'log\.commitIntervalMs' must be an integer from 0 to 1000, got 5000/);
+    expect(refusal(() => loadConfig({ file: configFile('devices:\n  quietAfterMs: 10\n') }))).toMatch(/'devices\.quietAfterMs' must be an integer from 1000/);
+  });
+
   it('takes declared topic rules and refuses a bad one naming its index and what is wrong', () => {
     const file = configFile("ingest:\n  topicRules:\n    - match: site/{site}/{deviceId}/{stream}\n      topic: '{site}.{stream}'\n      key: '{deviceId}'\n");
     expect(loadConfig({ file }).ingest.topicRules).toEqual([{ match: 'site/{site}/{deviceId}/{stream}', topic: '{site}.{stream}', key: '{deviceId}' }]);

@@ -19,6 +19,8 @@ const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
 export class ApiClient {
   constructor(
     readonly base: URL,
+    /** The gateway's admin token (adminToken()), sent as `Authorization: Bearer`. */
+    private readonly token: string | undefined = undefined,
     private readonly timeoutMs = DEFAULT_API_TIMEOUT_MS,
   ) {}
 
@@ -45,7 +47,10 @@ export class ApiClient {
     try {
       res = await fetch(url, {
         method,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        headers: {
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...(this.token === undefined ? {} : { authorization: `Bearer ${this.token}` }),
+        },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
         signal: AbortSignal.timeout(this.timeoutMs),
       });

@@ -4,7 +4,7 @@
  */
 import type { BridgeReport } from '../../bridges/bridges.js';
 import { ApiClient, segment } from './api-client.js';
-import { GATEWAY_OPTION_HELP, gatewayUrl } from './gateway-url.js';
+import { adminToken, GATEWAY_OPTION_HELP, gatewayUrl } from './gateway-url.js';
 import { formatTable, isoTime, printJson } from './output.js';
 import { parseCommandLine, UsageError } from './usage-error.js';
 
@@ -21,10 +21,10 @@ ${GATEWAY_OPTION_HELP}
 
 /** Runs `edgelog bridges ...` with the arguments after `bridges`. */
 export async function bridges(argv: string[]): Promise<void> {
-  const { values, positionals } = parseCommandLine(argv, { gateway: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, BRIDGES_USAGE);
+  const { values, positionals } = parseCommandLine(argv, { gateway: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, BRIDGES_USAGE);
   if (values.help) return void process.stdout.write(BRIDGES_USAGE);
   if (positionals.length > 1) throw new UsageError(`bridges: give at most one bridge NAME, got ${positionals.length} arguments\n\n${BRIDGES_USAGE}`);
-  const client = new ApiClient(gatewayUrl(values.gateway));
+  const client = new ApiClient(gatewayUrl(values.gateway), adminToken(values.token));
   const name = positionals[0];
   if (name === undefined) {
     const answer = await client.get<{ bridges: BridgeReport[] }>('/api/bridges');

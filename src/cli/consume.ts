@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { consumer, type Consumer, type SeekTo } from '../client/consumer.js';
 import type { ConsumerRecord } from '../client/records.js';
 import { commandError } from './client-errors.js';
-import { GATEWAY_OPTION_HELP, gatewayUrl, webSocketUrl } from './gateway-url.js';
+import { adminToken, GATEWAY_OPTION_HELP, gatewayUrl, webSocketUrl } from './gateway-url.js';
 import { parseCommandLine, UsageError } from './usage-error.js';
 
 export const CONSUME_USAGE = `Usage: edgelog consume TOPIC [options]
@@ -42,6 +42,7 @@ interface Flags {
   max?: string;
   json?: boolean;
   gateway?: string;
+  token?: string;
   help?: boolean;
 }
 
@@ -62,6 +63,7 @@ export async function consume(argv: string[]): Promise<void> {
         max: { type: 'string' },
         json: { type: 'boolean' },
         gateway: { type: 'string' },
+        token: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       }, CONSUME_USAGE);
   const values: Flags = parsed.values;
@@ -103,8 +105,10 @@ class ConsoleConsumer {
   ) {
     // Kafka's console consumer does the same: a group of its own that nobody else joins, whose offsets nobody needs.
     const groupId = flags.group ?? `edgelog-console-${randomBytes(4).toString('hex')}`;
+    const token = adminToken(flags.token);
     this.client = consumer({
       url: webSocketUrl(base, '/consume'),
+      ...(token === undefined ? {} : { token }),
       groupId,
       topics: [topic],
       clientId: 'edgelog-console',

@@ -20,9 +20,11 @@ const MAX_SECRET_BYTES = 1024;
 /** `devices add` re-reads the file before replacing it; this many tries if another writer got in. */
 const MAX_WRITE_ATTEMPTS = 3;
 
-export const DEVICES_USAGE = `Usage: edgelog devices <add|list|hash> [options]
+export const DEVICES_USAGE = `Usage: edgelog devices <add|list|hash|status> [options]
 
 Commands:
+  status [ID]             The running gateway's devices: last seen, rate, errors, quiet ones
+                          marked (edgelog devices status --help).
   add ID --profile NAME   Register device ID (1 to 128 of A-Z a-z 0-9 . _ : -) with a profile.
                           Generates its MQTT password and WebSocket token, stores only their
                           scrypt hashes, and prints them once: they are not stored anywhere else.
@@ -52,6 +54,8 @@ interface Flags {
 
 /** Runs `edgelog devices ...` with the arguments after `devices`. */
 export async function devices(argv: string[]): Promise<void> {
+  // Asks the running gateway, with the options of the commands that do; the rest work on the file.
+  if (argv[0] === 'status') return (await import('./device-status.js')).deviceStatus(argv.slice(1));
   const parsed = parseCommandLine(argv, {
         registry: { type: 'string' },
         profiles: { type: 'string' },
@@ -90,9 +94,9 @@ export async function devices(argv: string[]): Promise<void> {
       if (args.length !== 0) usage(`devices hash: unexpected argument '${args[0]}'; the secret is read from stdin`);
       return hash();
     case undefined:
-      return usage('devices: missing command: add, list or hash');
+      return usage('devices: missing command: add, list, hash or status');
     default:
-      return usage(`devices: unknown command '${command}': the commands are add, list and hash`);
+      return usage(`devices: unknown command '${command}': the commands are add, list, hash and status`);
   }
 }
 

@@ -6,9 +6,17 @@ import { UsageError } from './usage-error.js';
 
 export const DEFAULT_GATEWAY_URL = 'http://127.0.0.1:8080';
 
-/** The `--gateway` option's help line, shared by every command that takes it. */
+/** The `--gateway` and `--token` options' help lines, shared by every command that takes them. */
 export const GATEWAY_OPTION_HELP = `  --gateway URL           The running gateway's HTTP address (default ${DEFAULT_GATEWAY_URL};
-                          EDGELOG_GATEWAY).`;
+                          EDGELOG_GATEWAY).
+  --token TOKEN           The gateway's admin token, when it has one (EDGELOG_ADMIN_TOKEN; the
+                          environment keeps it out of the shell history and the process list).`;
+
+/** The admin token to present: `--token`, else EDGELOG_ADMIN_TOKEN, else none. */
+export function adminToken(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const token = flag ?? env['EDGELOG_ADMIN_TOKEN'];
+  return token === undefined || token === '' ? undefined : token;
+}
 
 /** The gateway's base URL (http: or https:), from the flag, the environment or the default. */
 export function gatewayUrl(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): URL {

@@ -4,7 +4,7 @@
  */
 import type { GroupDescription, GroupSummary, OffsetResetTarget } from '../groups/coordinator.js';
 import { ApiClient, segment } from './api-client.js';
-import { GATEWAY_OPTION_HELP, gatewayUrl } from './gateway-url.js';
+import { adminToken, GATEWAY_OPTION_HELP, gatewayUrl } from './gateway-url.js';
 import { formatTable, printJson } from './output.js';
 import { parseCommandLine, UsageError } from './usage-error.js';
 
@@ -35,6 +35,7 @@ ${GATEWAY_OPTION_HELP}
 
 interface Flags {
   gateway?: string;
+  token?: string;
   json?: boolean;
   help?: boolean;
   topic?: string;
@@ -53,6 +54,7 @@ const ISO_DATETIME = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-
 export async function groups(argv: string[]): Promise<void> {
   const parsed = parseCommandLine(argv, {
         gateway: { type: 'string' },
+        token: { type: 'string' },
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         topic: { type: 'string' },
@@ -73,14 +75,14 @@ export async function groups(argv: string[]): Promise<void> {
   };
   const only = (allowed: readonly (keyof Flags)[]) => {
     for (const key of Object.keys(values) as (keyof Flags)[]) {
-      if (key !== 'gateway' && key !== 'json' && !allowed.includes(key)) usage(`groups ${command}: option --${key} does not apply`);
+      if (key !== 'gateway' && key !== 'token' && key !== 'json' && !allowed.includes(key)) usage(`groups ${command}: option --${key} does not apply`);
     }
   };
   const group = (): string => {
     if (args.length !== 1) usage(`groups ${command}: give exactly one GROUP`);
     return args[0]!;
   };
-  const client = () => new ApiClient(gatewayUrl(values.gateway));
+  const client = () => new ApiClient(gatewayUrl(values.gateway), adminToken(values.token));
   switch (command) {
     case 'list':
       only([]);

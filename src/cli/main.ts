@@ -4,6 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { pino, type Logger } from 'pino';
+import pretty from 'pino-pretty';
 import { EdgelogError } from '../errors.js';
 import { loadConfig } from '../config.js';
 import { Gateway } from '../gateway.js';
@@ -42,7 +43,12 @@ Devices publish to devices/{deviceId}/{stream}; each reading goes to log topic {
 keyed by {deviceId}, and a QoS 1 PUBACK is sent only once it is on disk.
 
 topics, groups, bridges, produce and consume talk to a running gateway at --gateway URL (default
-http://127.0.0.1:8080; EDGELOG_GATEWAY), from the gateway's own machine.
+http://127.0.0.1:8080; EDGELOG_GATEWAY): from the gateway's own machine, or from anywhere with
+--token (EDGELOG_ADMIN_TOKEN) when the gateway has an admin token (config key admin.token).
+
+The dashboard is at the gateway's HTTP address (http://127.0.0.1:8080/ by default); metrics for
+Prometheus at /metrics, /healthz and /readyz for supervisors. The log is JSON lines, or readable
+lines at a terminal (EDGELOG_LOG_FORMAT=auto|json|pretty, EDGELOG_LOG_LEVEL=info|debug|warn).
 `;
 
 function fail(message: string, code = 2): never {
@@ -50,9 +56,16 @@ function fail(message: string, code = 2): never {
   process.exit(code);
 }
 
+/** How the log is written: JSON lines for journald and log shippers, readable lines for a person at a terminal. */
+const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
+
 function makeLogger(): Logger {
-  // One JSON line per state change; a person at a terminal can pipe it through pino-pretty.
-  return pino({ level: process.env['EDGELOG_LOG_LEVEL'] ?? 'info' });
+  const level = process.env['EDGELOG_LOG_LEVEL'] ?? 'info';
+  const format = process.env['EDGELOG_LOG_FORMAT'] ?? 'auto';
+  if (!(LOG_FORMATS as readonly string[]).includes(format)) throw new UsageError(`EDGELOG_LOG_FORMAT must be one of ${LOG_FORMATS.join(', ')}, got '${format}'`);
+  if (format === 'json' || (format === 'auto' && process.stdout.isTTY !== true)) return pino({ level });
+  // sync: a line is on the terminal before the next one is built; a terminal is slow anyway and lines must not be lost at exit.
+  return pino({ level }, pretty({ sync: true, singleLine: true, colorize: process.stdout.isTTY === true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }));
 }
 
 async function start(argv: string[]): Promise<void> {

@@ -7,7 +7,7 @@ import { producer, type Producer, type ProducerLimits } from '../client/producer
 import type { ProduceResult, ProducerRecord } from '../client/records.js';
 import { EdgelogError, type ErrorCode } from '../errors.js';
 import { commandError } from './client-errors.js';
-import { GATEWAY_OPTION_HELP, gatewayUrl, webSocketUrl } from './gateway-url.js';
+import { adminToken, GATEWAY_OPTION_HELP, gatewayUrl, webSocketUrl } from './gateway-url.js';
 import { parseCommandLine, UsageError } from './usage-error.js';
 
 export const PRODUCE_USAGE = `Usage: edgelog produce TOPIC [--key K] [--gateway URL]
@@ -40,8 +40,8 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Runs `edgelog produce ...` with the arguments after `produce`. */
 export async function produce(argv: string[]): Promise<void> {
-  const parsed = parseCommandLine(argv, { key: { type: 'string' }, gateway: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, PRODUCE_USAGE);
-  const values: { key?: string; gateway?: string; help?: boolean } = parsed.values;
+  const parsed = parseCommandLine(argv, { key: { type: 'string' }, gateway: { type: 'string' }, token: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, PRODUCE_USAGE);
+  const values: { key?: string; gateway?: string; token?: string; help?: boolean } = parsed.values;
   const { positionals } = parsed;
   if (values.help) {
     process.stdout.write(PRODUCE_USAGE);
@@ -50,7 +50,8 @@ export async function produce(argv: string[]): Promise<void> {
   if (positionals.length !== 1) throw new UsageError(`produce takes one TOPIC, got ${positionals.length === 0 ? 'none' : positionals.join(' ')}\n\n${PRODUCE_USAGE}`);
   const topic = positionals[0]!;
   const base = gatewayUrl(values.gateway);
-  const client = producer({ url: webSocketUrl(base, '/produce') });
+  const token = adminToken(values.token);
+  const client = producer({ url: webSocketUrl(base, '/produce'), ...(token === undefined ? {} : { token }) });
   try {
     const limits = await client.ready();
     const summary = await new LineSender(client, topic, values.key, limits).run(process.stdin);

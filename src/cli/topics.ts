@@ -4,7 +4,7 @@
  */
 import type { TopicDescription } from '../log/commit-log.js';
 import { ApiClient, segment } from './api-client.js';
-import { GATEWAY_OPTION_HELP, gatewayUrl } from './gateway-url.js';
+import { adminToken, GATEWAY_OPTION_HELP, gatewayUrl } from './gateway-url.js';
 import { formatTable, isoTime, printJson } from './output.js';
 import { parseCommandLine, UsageError } from './usage-error.js';
 
@@ -34,6 +34,7 @@ ${GATEWAY_OPTION_HELP}
 
 interface Flags {
   gateway?: string;
+  token?: string;
   json?: boolean;
   help?: boolean;
   partitions?: string;
@@ -62,6 +63,7 @@ interface TopicSummary {
 export async function topics(argv: string[]): Promise<void> {
   const parsed = parseCommandLine(argv, {
         gateway: { type: 'string' },
+        token: { type: 'string' },
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         partitions: { type: 'string' },
@@ -81,14 +83,14 @@ export async function topics(argv: string[]): Promise<void> {
   };
   const only = (allowed: readonly (keyof Flags)[]) => {
     for (const key of Object.keys(values) as (keyof Flags)[]) {
-      if (key !== 'gateway' && key !== 'json' && !allowed.includes(key)) usage(`topics ${command}: option --${key} does not apply`);
+      if (key !== 'gateway' && key !== 'token' && key !== 'json' && !allowed.includes(key)) usage(`topics ${command}: option --${key} does not apply`);
     }
   };
   const name = (): string => {
     if (args.length !== 1) usage(`topics ${command}: give exactly one topic NAME`);
     return args[0]!;
   };
-  const client = () => new ApiClient(gatewayUrl(values.gateway));
+  const client = () => new ApiClient(gatewayUrl(values.gateway), adminToken(values.token));
   switch (command) {
     case 'list':
       only([]);

@@ -29,9 +29,13 @@ export class Connection {
   constructor(
     readonly url: string,
     handlers: ConnectionHandlers,
-    timeoutMs = DEFAULT_CONNECT_TIMEOUT_MS,
+    opts: { timeoutMs?: number; token?: string } = {},
   ) {
-    const ws = new WebSocket(url, { handshakeTimeout: timeoutMs, perMessageDeflate: false });
+    const ws = new WebSocket(url, {
+      handshakeTimeout: opts.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+      perMessageDeflate: false,
+      ...(opts.token === undefined || opts.token === '' ? {} : { headers: { authorization: `Bearer ${opts.token}` } }),
+    });
     this.ws = ws;
     let wasOpen = false;
     let lastError: (Error & { code?: string }) | undefined;
@@ -111,11 +115,16 @@ function unreachable(url: string, error: Error & { code?: string }): EdgelogClie
   return new EdgelogClientError('GATEWAY_UNREACHABLE', `cannot reach the gateway at ${url} (${why}): is it running, and is that its HTTP port?`, { cause: error });
 }
 
+/** The gateway's close codes for a refused admin token and a refused request (docs/api.md, "Admin token"). */
+const CLOSE_AUTH_REQUIRED = 4401;
+const CLOSE_NOT_AUTHORIZED = 4403;
+
 /** Why the gateway (or the network) closed a connection, as the error the client fails with. */
 function closeReason(url: string, code: number, reason: string, error: Error | undefined): EdgelogClientError {
   const said = reason === '' ? '' : `: ${reason}`;
   if (code === 1001) return new EdgelogClientError('GATEWAY_CLOSING', `the gateway at ${url} closed the connection because it is shutting down${said}`);
-  if (code === 1008) return new EdgelogClientError('NOT_AUTHORIZED', `the gateway at ${url} refused the connection${said}`);
+  if (code === CLOSE_AUTH_REQUIRED) return new EdgelogClientError('AUTH_FAILED', `the gateway at ${url} wants its admin token${said}`);
+  if (code === 1008 || code === CLOSE_NOT_AUTHORIZED) return new EdgelogClientError('NOT_AUTHORIZED', `the gateway at ${url} refused the connection${said}`);
   const detail = error ? ` (${(error as { code?: string }).code ?? error.message})` : '';
   return new EdgelogClientError('CONNECTION_LOST', `the connection to the gateway at ${url} was lost (close code ${code}${said})${detail}`, error ? { cause: error } : undefined);
 }

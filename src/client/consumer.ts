@@ -74,6 +74,8 @@ export interface ConsumerOptions {
   maxBufferedBytes?: number;
   /** Default 10,000. */
   connectTimeoutMs?: number;
+  /** The gateway's admin token, when it has one (config admin.token): sent as `Authorization: Bearer`. */
+  token?: string;
   /**
    * Called on every assignment, first included, before any record of it is handed out. A seek()
    * called here, synchronously, hides every record from before it.
@@ -170,7 +172,7 @@ export class Consumer implements AsyncIterable<Batch> {
     });
     this.readyPromise.catch(() => {});
     const url = endpointUrl(options.url, '/consume');
-    this.conn = new Connection(url, { onFrame: (f) => this.onFrame(f), onClose: (e) => this.fail(e) }, options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
+    this.conn = new Connection(url, { onFrame: (f) => this.onFrame(f), onClose: (e) => this.fail(e) }, { timeoutMs: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, ...(options.token === undefined ? {} : { token: options.token }) });
     this.conn.opened.then(
       () =>
         this.send({

@@ -23,6 +23,8 @@ export interface ProducerOptions {
   maxInFlightBytes?: number;
   /** Default 10,000. */
   connectTimeoutMs?: number;
+  /** The gateway's admin token, when it has one (config admin.token): sent as `Authorization: Bearer`. */
+  token?: string;
   /** Default {@link DEFAULT_CLOSE_TIMEOUT_MS}. */
   closeTimeoutMs?: number;
 }
@@ -82,7 +84,7 @@ export class Producer {
       this.rejectReady = reject;
     });
     this.readyPromise.catch(() => {});
-    this.conn = new Connection(url, { onFrame: (f) => this.onFrame(f), onClose: (e) => this.fail(e) }, options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
+    this.conn = new Connection(url, { onFrame: (f) => this.onFrame(f), onClose: (e) => this.fail(e) }, { timeoutMs: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, ...(options.token === undefined ? {} : { token: options.token }) });
     this.conn.opened.catch((error: EdgelogClientError) => this.fail(error));
   }
 

@@ -113,7 +113,7 @@ export class DeviceActivity {
       readings: entry.readings,
       deadLetters: entry.deadLetters,
       refusals: entry.refusals,
-      ratePerSecond: decayed(entry, nowMs) * 1000,
+      ratePerSecond: rateNow(entry, nowMs) * 1000,
       lastError: entry.lastError,
       quiet: nowMs - entry.lastSeenMs >= this.opts.quietAfterMs,
     };
@@ -154,6 +154,16 @@ export class DeviceActivity {
     entry.lastSeenMs = nowMs;
     return entry;
   }
+}
+
+/**
+ * The moving average, corrected for its start: a device seen for less than the window would
+ * otherwise show a fraction of its rate (the average starts at 0). Divides by the weight the
+ * window has had, as bias-corrected moving averages do; at least a second of it.
+ */
+function rateNow(entry: Entry, nowMs: number): number {
+  const ageMs = Math.max(1000, nowMs - entry.firstSeenMs);
+  return decayed(entry, nowMs) / (1 - Math.exp(-ageMs / RATE_WINDOW_MS));
 }
 
 function decayed(entry: Entry, nowMs: number): number {

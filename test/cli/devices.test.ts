@@ -185,7 +185,7 @@ describe('edgelog devices: usage', () => {
   it('prints its help with exit 0, and edgelog --help mentions it', async () => {
     const help = await run(['--help']);
     expect(help.code).toBe(0);
-    expect(help.out).toMatch(/^Usage: edgelog devices <add\|list\|hash>/);
+    expect(help.out).toMatch(/^Usage: edgelog devices <add\|list\|hash\|status>/);
     for (const flag of ['--registry', '--profiles', '--profile', '--json']) expect(help.out).toContain(flag);
     const top = spawnTs(CLI, ['--help']);
     expect(await top.exited).toBe(0);
@@ -193,8 +193,8 @@ describe('edgelog devices: usage', () => {
   });
 
   it.each([
-    [[], 'devices: missing command: add, list or hash'],
-    [['frob'], "devices: unknown command 'frob': the commands are add, list and hash"],
+    [[], 'devices: missing command: add, list, hash or status'],
+    [['frob'], "devices: unknown command 'frob': the commands are add, list, hash and status"],
     [['add'], 'devices add: give exactly one device ID'],
     [['add', 'a', 'b', '--profile', 'power-meter'], 'devices add: give exactly one device ID'],
     [['add', 'd1'], 'devices add: --profile NAME is required'],
@@ -208,7 +208,7 @@ describe('edgelog devices: usage', () => {
     const { code, out } = await run(args);
     expect(code).toBe(2);
     expect(out.startsWith(`edgelog: ${message}`)).toBe(true);
-    expect(out).toContain('Usage: edgelog devices <add|list|hash>');
+    expect(out).toContain('Usage: edgelog devices <add|list|hash|status>');
     expect(out).not.toMatch(/\n\s+at /);
   });
 });

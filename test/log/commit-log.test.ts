@@ -180,6 +180,29 @@ describe('append and read', () => {
     expect(results.map(([r]) => r!.offset)).toEqual(Array.from({ length: 500 }, (_, i) => i));
   });
 
+  it('with commitIntervalMs, holds the next commit until the interval has passed, gathering the appends of many turns into it', async () => {
+    const INTERVAL_MS = 300;
+    const latencies: number[] = [];
+    const log = await openTestLog({ commitIntervalMs: INTERVAL_MS, observeAppendMs: (ms) => latencies.push(ms) });
+    await log.createTopic('t');
+    const firstStart = performance.now();
+    await log.append('t', [{ value: bytes('first') }]);
+    const before = log.commitCount;
+    // One append per event-loop turn: without the interval each would get a commit of its own.
+    const pending: Promise<unknown>[] = [];
+    for (let i = 0; i < 20; i++) {
+      pending.push(log.append('t', [{ value: bytes(String(i)) }]));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await Promise.all(pending);
+    expect(log.commitCount - before).toBe(1);
+    // A lower bound, which a timer cannot undercut: the second commit started an interval after the first.
+    expect(performance.now() - firstStart).toBeGreaterThanOrEqual(INTERVAL_MS - 5);
+    expect(latencies).toHaveLength(21);
+    expect(latencies.every((ms) => ms >= 0)).toBe(true);
+    await expectCode(() => CommitLog.open({ dir: tempDir(), commitIntervalMs: 5000 }), 'INVALID_ARGUMENT', /commitIntervalMs/);
+  });
+
   it('refuses bad records with a clear message and stores nothing', async () => {
     const log = await openTestLog();
     await log.createTopic('t', { partitions: 2, maxMessageBytes: 200 });
