@@ -192,7 +192,7 @@ export class Gateway {
       });
       const live = new LiveService(overview, logger);
       closers.unshift(async () => live.close());
-      metrics.attach({ log, groups, intake, activity, registeredDevices: () => registry.size, bridges: () => bridges.status(), connections: () => ({ ...connections(), dashboards: live.stats().clients }) });
+      metrics.attach({ log, groups, intake, activity, registeredDevices: () => registry.ids(), bridges: () => bridges.status(), connections: () => ({ ...connections(), dashboards: live.stats().clients }) });
       const http = await HttpServer.start({
         host,
         port: config.http.port,

@@ -28,7 +28,8 @@ export interface MetricsSources {
   groups: GroupCoordinator;
   intake: Intake;
   activity: DeviceActivity;
-  registeredDevices: () => number;
+  /** Ids of the registered devices: one never seen since start counts as quiet, as in the overview and /api/devices. */
+  registeredDevices: () => readonly string[];
   bridges: () => readonly BridgeStatus[];
   connections: () => Connections & { dashboards: number };
 }
@@ -123,11 +124,15 @@ export class GatewayMetrics {
     total('edgelog_bridge_reconnects_total', 'Reconnects of a bridge', ['bridge'], () => s.bridges().map((b) => [{ bridge: b.name }, b.counters.reconnects]));
     total('edgelog_bridge_errors_total', 'Errors of a bridge (refusals, timeouts, disconnects)', ['bridge'], () => s.bridges().map((b) => [{ bridge: b.name }, b.counters.errors]));
     gauge('edgelog_connections', 'Open connections by kind', ['kind'], () => Object.entries(s.connections()).map(([kind, n]) => [{ kind }, n]));
-    gauge('edgelog_devices', 'Devices by state: registered, seen since start, quiet (silent past devices.quietAfterMs)', ['state'], () => [
-      [{ state: 'registered' }, s.registeredDevices()],
-      [{ state: 'seen' }, s.activity.size],
-      [{ state: 'quiet' }, s.activity.quietCount()],
-    ]);
+    gauge('edgelog_devices', 'Devices by state: registered, seen since start, quiet (silent past devices.quietAfterMs, or registered and not seen since start)', ['state'], () => {
+      const registered = s.registeredDevices();
+      const neverSeen = registered.reduce((n, id) => (s.activity.has(id) ? n : n + 1), 0);
+      return [
+        [{ state: 'registered' }, registered.length],
+        [{ state: 'seen' }, s.activity.size],
+        [{ state: 'quiet' }, s.activity.quietCount() + neverSeen],
+      ];
+    });
   }
 
   /** The `/metrics` route. */
