@@ -165,18 +165,13 @@ export class Gateway {
       const readiness = { ready: false };
       let ports: GatewayPorts = { mqtt: mqttPort, mqttTls: mqttTlsPort, http: config.http.port, https: null };
       const connections = () => ({ mqtt: mqtt.connectedClients, ws: wsIngest.stats().connections, consumers: consume.stats().sessions, producers: produce.stats().connections });
+      const parts = { log, groups, intake, activity, registeredDevices: () => registry.ids(), bridges: () => bridges.status(), connections };
       const overview = new OverviewBuilder({
+        ...parts,
         gatewayId: config.gatewayId,
         version: PACKAGE_VERSION,
         startedAtMs: Date.now(),
         ports: () => ({ ...ports }),
-        log,
-        groups,
-        intake,
-        activity,
-        registeredDevices: () => registry.ids(),
-        bridges: () => bridges.status(),
-        connections,
         tokenRequired: adminAccess.tokenRequired,
       });
       overview.start();
@@ -192,7 +187,7 @@ export class Gateway {
       });
       const live = new LiveService(overview, logger);
       closers.unshift(async () => live.close());
-      metrics.attach({ log, groups, intake, activity, registeredDevices: () => registry.ids(), bridges: () => bridges.status(), connections: () => ({ ...connections(), dashboards: live.stats().clients }) });
+      metrics.attach({ ...parts, dashboards: () => live.stats().clients });
       const http = await HttpServer.start({
         host,
         port: config.http.port,

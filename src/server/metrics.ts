@@ -5,15 +5,12 @@
  * log at each commit. The names are listed in docs/api.md.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { BridgeStatus } from '../../bridges/bridge.js';
-import type { GroupCoordinator } from '../groups/coordinator.js';
-import type { DeviceActivity } from '../ingest/device-activity.js';
-import { DEADLETTER_TOPIC, type Intake } from '../ingest/intake.js';
+import { DEADLETTER_TOPIC } from '../ingest/intake.js';
 import type { CommitLog } from '../log/commit-log.js';
 import { sendError } from './http-json.js';
 import { EdgelogError } from '../errors.js';
 import type { AccessCheck, HttpRoute } from './http-server.js';
-import type { Connections } from './overview.js';
+import type { GatewayParts } from './overview.js';
 
 export const METRICS_PATH = '/metrics';
 
@@ -23,15 +20,9 @@ const APPEND_BUCKETS_SECONDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
 /** Consumer groups whose lag is exported per partition, so a misbehaving app cannot explode the series count. */
 const LAG_GROUPS_MAX = 100;
 
-export interface MetricsSources {
-  log: CommitLog;
-  groups: GroupCoordinator;
-  intake: Intake;
-  activity: DeviceActivity;
-  /** Ids of the registered devices: one never seen since start counts as quiet, as in the overview and /api/devices. */
-  registeredDevices: () => readonly string[];
-  bridges: () => readonly BridgeStatus[];
-  connections: () => Connections & { dashboards: number };
+export interface MetricsSources extends GatewayParts {
+  /** Dashboards connected to /api/live. */
+  dashboards: () => number;
 }
 
 /** The gateway's metrics registry. Created before the log opens (which observes append latency), then {@link attach}ed to the parts. */
@@ -123,7 +114,7 @@ export class GatewayMetrics {
     );
     total('edgelog_bridge_reconnects_total', 'Reconnects of a bridge', ['bridge'], () => s.bridges().map((b) => [{ bridge: b.name }, b.counters.reconnects]));
     total('edgelog_bridge_errors_total', 'Errors of a bridge (refusals, timeouts, disconnects)', ['bridge'], () => s.bridges().map((b) => [{ bridge: b.name }, b.counters.errors]));
-    gauge('edgelog_connections', 'Open connections by kind', ['kind'], () => Object.entries(s.connections()).map(([kind, n]) => [{ kind }, n]));
+    gauge('edgelog_connections', 'Open connections by kind', ['kind'], () => [...Object.entries(s.connections()), ['dashboards', s.dashboards()] as const].map(([kind, n]) => [{ kind }, n]));
     gauge('edgelog_devices', 'Devices by state: registered, seen since start, quiet (silent past devices.quietAfterMs, or registered and not seen since start)', ['state'], () => {
       const registered = s.registeredDevices();
       const neverSeen = registered.reduce((n, id) => (s.activity.has(id) ? n : n + 1), 0);

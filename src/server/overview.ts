@@ -21,12 +21,8 @@ export const OVERVIEW_GROUPS_MAX = 100;
 /** Latest dead letters shown, with their reasons. */
 export const DEAD_LETTERS_LATEST = 10;
 
-/** What the overview reads; the gateway wires its parts in. */
-export interface OverviewSources {
-  gatewayId: string;
-  version: string;
-  startedAtMs: number;
-  ports: () => Record<string, number | null>;
+/** The parts whose state the overview and the metrics read; the gateway wires them in. */
+export interface GatewayParts {
   log: CommitLog;
   groups: GroupCoordinator;
   intake: Intake;
@@ -35,6 +31,14 @@ export interface OverviewSources {
   registeredDevices: () => readonly string[];
   bridges: () => readonly BridgeStatus[];
   connections: () => Connections;
+}
+
+/** What the overview reads besides the parts. */
+export interface OverviewSources extends GatewayParts {
+  gatewayId: string;
+  version: string;
+  startedAtMs: number;
+  ports: () => Record<string, number | null>;
   tokenRequired: boolean;
   now?: () => number;
 }
