@@ -12,6 +12,11 @@ import type { CommitLog, DiskUsage, PartitionDescription } from '../log/commit-l
 
 /** How often topic rates are sampled: the chart's resolution. */
 export const RATE_SAMPLE_INTERVAL_MS = 1000;
+/**
+ * Each rate is over the last this many samples: devices report on whole seconds, so a rate over
+ * one second alternates between 0 and twice the truth as readings fall either side of a sample.
+ */
+export const RATE_WINDOW_SAMPLES = 5;
 /** Samples kept: two minutes of history for a page that has just opened. */
 export const RATE_HISTORY_SAMPLES = 120;
 /** Devices listed at most, quiet ones first: a page stays small with any fleet; /api/devices pages through all. */
@@ -56,7 +61,7 @@ export interface TopicOverview {
   name: string;
   records: number;
   bytes: number;
-  /** Records appended per second over the last sample interval. */
+  /** Records appended per second over the last RATE_WINDOW_SAMPLES samples (5 s). */
   ratePerSecond: number;
   partitions: PartitionDescription[];
 }
@@ -87,7 +92,7 @@ export interface Overview {
   gateway: { id: string; version: string; startedAtMs: number; uptimeMs: number; ports: Record<string, number | null>; tokenRequired: boolean; rssBytes: number; heapUsedBytes: number };
   ingest: IntakeStats & { readingsPerSecond: number; connections: Connections };
   topics: TopicOverview[];
-  /** Per-topic rates, oldest first, one sample a RATE_SAMPLE_INTERVAL_MS. */
+  /** Per-topic rates (each over the 5 s before it), oldest first, one sample a RATE_SAMPLE_INTERVAL_MS. */
   rateHistory: Array<{ atMs: number; topics: Record<string, number> }>;
   groups: GroupOverview[];
   groupsTotal: number;
@@ -101,8 +106,8 @@ export interface Overview {
 export class OverviewBuilder {
   private readonly now: () => number;
   private readonly history: Array<{ atMs: number; topics: Record<string, number> }> = [];
-  private lastTotals: Map<string, number> | null = null;
-  private lastSampleMs = 0;
+  /** The last RATE_WINDOW_SAMPLES + 1 samples of each topic's appended records, oldest first. */
+  private readonly totals: Array<{ atMs: number; topics: Map<string, number> }> = [];
   private timer: NodeJS.Timeout | null = null;
 
   constructor(private readonly sources: OverviewSources) {
@@ -127,15 +132,16 @@ export class OverviewBuilder {
     const { log } = this.sources;
     const totals = new Map<string, number>();
     for (const name of log.listTopics()) totals.set(name, log.describeTopic(name).partitions.reduce((sum, p) => sum + p.highWatermark, 0));
-    if (this.lastTotals !== null && atMs > this.lastSampleMs) {
-      const seconds = (atMs - this.lastSampleMs) / 1000;
+    const oldest = this.totals[0];
+    if (oldest !== undefined && atMs > oldest.atMs) {
+      const seconds = (atMs - oldest.atMs) / 1000;
       const topics: Record<string, number> = {};
-      for (const [name, total] of totals) topics[name] = Math.max(0, total - (this.lastTotals.get(name) ?? 0)) / seconds;
+      for (const [name, total] of totals) topics[name] = Math.max(0, total - (oldest.topics.get(name) ?? 0)) / seconds;
       this.history.push({ atMs, topics });
       if (this.history.length > RATE_HISTORY_SAMPLES) this.history.shift();
     }
-    this.lastTotals = totals;
-    this.lastSampleMs = atMs;
+    this.totals.push({ atMs, topics: totals });
+    if (this.totals.length > RATE_WINDOW_SAMPLES) this.totals.shift();
   }
 
   build(): Overview {
