@@ -31,6 +31,15 @@ const CONNACK_IDENTIFIER_REJECTED = 2;
 const CONNACK_BAD_CREDENTIALS = 4;
 const CONNACK_NOT_AUTHORIZED = 5;
 
+/**
+ * How long a connection has to complete its CONNECT before it is closed. A device sends CONNECT
+ * right after its TCP (or TLS, or WebSocket) handshake, so this is slack for a slow link only;
+ * aedes's implicit 30 s default let a slowloris source (half a CONNECT, then a byte now and then)
+ * hold a socket and a parser buffer three times as long. The same bound as WebSocket ingest's
+ * AUTH_TIMEOUT_MS.
+ */
+export const MQTT_CONNECT_TIMEOUT_MS = 10_000;
+
 /** Who a connected client is: a registered device, or null for an anonymous client. */
 type Identity = string | null;
 
@@ -65,7 +74,17 @@ export class MqttIngest {
   static async create(opts: MqttIngestOptions): Promise<MqttIngest> {
     const ingest = new MqttIngest(opts);
     ingest.broker = await Aedes.createBroker({
+      connectTimeout: MQTT_CONNECT_TIMEOUT_MS,
       preConnect: (client, packet, done) => {
+        // MQTT-1.5.3-1: ill-formed UTF-8 in a packet closes the connection. mqtt-packet decodes
+        // strings leniently, so bad bytes in a client id or username arrive as U+FFFD, which no
+        // device id or username has: refuse those, or the garbled id reaches sessions and logs.
+        if (packet.clientId.includes('\uFFFD') || packet.username?.includes('\uFFFD') === true) {
+          ingest.opts.intake.countRefusal('INVALID_ARGUMENT');
+          ingest.logger.warn({ remote: ingest.remoteOf(client), reason: 'ill-formed UTF-8 in the client id or username (MQTT-1.5.3-1)' }, 'connection refused');
+          done(new EdgelogError('INVALID_ARGUMENT', 'ill-formed UTF-8 in the client id or username (MQTT-1.5.3-1)'), false);
+          return;
+        }
         if (packet.clientId === '' && !packet.clean) ingest.emptyIdPersistent.add(client);
         done(null, true);
       },

@@ -10,6 +10,18 @@ import { listen, stopListening } from './listen.js';
 
 /** How long a WebSocket client has to answer the close frame at shutdown before its socket is cut. */
 const CLOSE_GRACE_MS = 1000;
+/**
+ * Bounds on a client that sends its request slowly (slowloris). Node's defaults (60 s for the
+ * headers, 300 s for the whole request, checked only every 30 s) let one source hold a socket and
+ * its parser for up to 90 s per connection; the gateway's requests are small (JSON bodies of a few
+ * KiB, WebSocket handshakes), so a well-behaved client needs a fraction of these. Upgraded
+ * WebSockets are no longer requests and are not affected.
+ */
+export const HEADERS_TIMEOUT_MS = 10_000;
+export const REQUEST_TIMEOUT_MS = 30_000;
+/** How often Node checks those timeouts: each can be overrun by up to this much. */
+const TIMEOUT_CHECK_INTERVAL_MS = 1_000;
+const REQUEST_TIMEOUTS = { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS };
 
 /** Serves one accepted WebSocket connection. */
 export type WebSocketHandler = (ws: WebSocket, req: IncomingMessage) => void;
@@ -133,14 +145,14 @@ export class HttpServer {
       await Promise.all(servers.map(stopListening));
     };
     try {
-      const http = createHttpServer(onRequest);
+      const http = createHttpServer(REQUEST_TIMEOUTS, onRequest);
       http.on('upgrade', onUpgrade);
       servers.push(http);
       const httpPort = await listen(http, opts.port, opts.host, 'HTTP', '--http-port');
       let httpsPort: number | null = null;
       if (opts.tls) {
         const https = createHttpsServer(
-          { cert: opts.tls.cert, key: opts.tls.key, ...(opts.tls.ca ? { ca: opts.tls.ca, requestCert: true, rejectUnauthorized: false } : {}) },
+          { ...REQUEST_TIMEOUTS, cert: opts.tls.cert, key: opts.tls.key, ...(opts.tls.ca ? { ca: opts.tls.ca, requestCert: true, rejectUnauthorized: false } : {}) },
           onRequest,
         );
         https.on('upgrade', onUpgrade);
