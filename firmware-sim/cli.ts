@@ -8,6 +8,7 @@ import { pino } from 'pino';
 import { ProfileError } from '../devices/errors.js';
 import { PAYLOAD_FORMATS, loadProfile } from '../devices/profile.js';
 import type { PayloadFormat } from '../devices/profile.js';
+import { AckLog } from './ack-log.js';
 import { Fleet } from './fleet.js';
 import { InvalidOptionError } from './options.js';
 import type { FleetOptions } from './options.js';
@@ -47,6 +48,9 @@ Run:
   --report FILE         write a JSON report: counts sent, acknowledged, dropped, duplicated on purpose,
                         refused and dead-lettered by the gateway (WebSocket ingest), and the ack
                         latency histogram
+  --ack-log FILE        append one JSON line {"device":ID,"stream":S,"seq":N} per acknowledged
+                        reading (written at least every second and at exit), so a test can check
+                        that every acknowledged reading was stored
   --log-level LEVEL     fatal, error, warn, info, debug or silent; logs go to stderr (default warn)
   -h, --help            show this help
 
@@ -96,6 +100,7 @@ const OPTIONS = {
   seed: { type: 'string' },
   'start-time': { type: 'string' },
   report: { type: 'string' },
+  'ack-log': { type: 'string' },
   'log-level': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   profile: { type: 'string', multiple: true },
@@ -155,7 +160,9 @@ function startTimeFlag(text: string | undefined): number | undefined {
 }
 
 /** Turns argv into Fleet options; throws UsageError with a message that names the flag. */
-export function parseCommandLine(argv: readonly string[]): { help: true } | { help: false; options: FleetOptions; reportFile: string | undefined; logLevel: string } {
+export function parseCommandLine(
+  argv: readonly string[],
+): { help: true } | { help: false; options: FleetOptions; reportFile: string | undefined; ackLogFile: string | undefined; logLevel: string } {
   let values: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; strict: true; allowPositionals: false }>>['values'];
   try {
     ({ values } = parseArgs({ args: [...argv], options: OPTIONS, strict: true, allowPositionals: false }));
@@ -175,6 +182,13 @@ export function parseCommandLine(argv: readonly string[]): { help: true } | { he
   if (reportFile !== undefined) {
     const dir = dirname(resolve(reportFile));
     if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`--report: folder '${dir}' does not exist`);
+  }
+  const ackLogFile = values['ack-log'];
+  if (ackLogFile !== undefined) {
+    const dir = dirname(resolve(ackLogFile));
+    if (ackLogFile === '') throw new UsageError('--ack-log: needs a file name');
+    if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`--ack-log: folder '${dir}' does not exist`);
+    if (existsSync(ackLogFile) && statSync(ackLogFile).isDirectory()) throw new UsageError(`--ack-log: '${ackLogFile}' is a folder, not a file`);
   }
   const profiles = values.profile?.map((file) => {
     try {
@@ -217,7 +231,7 @@ export function parseCommandLine(argv: readonly string[]): { help: true } | { he
       ...defined('clockSkewMs', skewS === undefined ? undefined : Math.round(skewS * 1000)),
     },
   };
-  return { help: false, options, reportFile, logLevel };
+  return { help: false, options, reportFile, ackLogFile, logLevel };
 }
 
 function defined<K extends string, V>(key: K, value: V | undefined): Partial<Record<K, V>> {
@@ -247,6 +261,7 @@ function writeReport(file: string, report: unknown): void {
 export async function main(argv: readonly string[]): Promise<number> {
   let parsed: ReturnType<typeof parseCommandLine>;
   let fleet: Fleet;
+  let ackLog: AckLog | undefined;
   try {
     parsed = parseCommandLine(argv);
     if (parsed.help) {
@@ -254,7 +269,10 @@ export async function main(argv: readonly string[]): Promise<number> {
       return 0;
     }
     const logger = pino({ level: parsed.logLevel, base: { component: 'firmware-sim' } }, pino.destination(2));
-    fleet = new Fleet({ ...parsed.options, logger });
+    // The fleet validates its options before the ack log truncates a file; nothing is acked before start.
+    const onAck = parsed.ackLogFile === undefined ? undefined : (device: string, stream: string, seq: number) => ackLog?.record(device, stream, seq);
+    fleet = new Fleet({ ...parsed.options, logger, ...(onAck !== undefined && { onAck }) });
+    if (parsed.ackLogFile !== undefined) ackLog = openAckLog(parsed.ackLogFile);
   } catch (error) {
     if (error instanceof UsageError) return usage(error.message);
     if (error instanceof InvalidOptionError) return usage(`${FLAG_OF[error.option] ?? error.option}: ${error.detail}`);
@@ -281,6 +299,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const report = await fleet.run();
+  ackLog?.close();
   clearInterval(statusTimer);
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
@@ -296,6 +315,15 @@ export async function main(argv: readonly string[]): Promise<number> {
     return EXIT_FAILED;
   }
   return signals > 0 ? 130 : 0;
+}
+
+/** Opens the --ack-log file; a file that cannot be written is the user's mistake, said in one line. */
+function openAckLog(file: string): AckLog {
+  try {
+    return new AckLog(file);
+  } catch (error) {
+    throw new UsageError(`--ack-log: cannot write '${file}' (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+  }
 }
 
 function usage(message: string): number {

@@ -16,6 +16,8 @@ import type { FleetStats } from './stats.js';
 /** A reading waiting to be sent or acknowledged. Kept small: 5,000 devices × 500 buffered readings. */
 interface Pending {
   readonly stream: number;
+  /** The reading's own sequence number (in its payload), for the ack listener. */
+  readonly seq: number;
   readonly payload: Buffer;
   /** performance.now() of the latest send. */
   sentAtMs: number;
@@ -80,7 +82,7 @@ export class SimDevice {
     const { stream, reading } = this.generator.next(nominalMs);
     const payload = encodeReading(this.profile, stream.name, reading, this.config.format);
     this.stats.generated++;
-    this.enqueue({ stream: stream.index, payload, sentAtMs: 0, generation: -1, sends: 0 });
+    this.enqueue({ stream: stream.index, seq: reading.seq, payload, sentAtMs: 0, generation: -1, sends: 0 });
     if (this.state === 'connected') this.pump();
   }
 
@@ -220,6 +222,7 @@ export class SimDevice {
         this.stats.publishDeadLettered++;
       }
       this.stats.recordLatencyUs((performance.now() - pending.sentAtMs) * 1000);
+      this.config.onAck?.(this.id, (this.profile.streams[pending.stream] as { name: string }).name, pending.seq);
     } else if (outcome.kind === 'refused') {
       this.stats.recordRefusal(outcome.code);
       if (outcome.retryable) this.retryLater(pending);

@@ -81,7 +81,12 @@ export interface FleetOptions {
   readonly drainTimeoutMs?: number;
   readonly faults?: Partial<FaultOptions>;
   readonly logger?: Logger;
+  /** Called once per acknowledged reading (QoS 1 PUBACK or WebSocket ingest ack); `--ack-log` writes these. */
+  readonly onAck?: AckListener;
 }
+
+/** Hears of each acknowledged reading: the device, the stream (its topic level) and the reading's `seq`. */
+export type AckListener = (device: string, stream: string, seq: number) => void;
 
 /** Validated, frozen options with every default filled in. */
 export interface FleetConfig {
@@ -108,6 +113,7 @@ export interface FleetConfig {
   readonly faults: FaultOptions;
   readonly samplesPerDevice: number;
   readonly logger: Logger;
+  readonly onAck: AckListener | undefined;
 }
 
 /** One process holds this many devices: 20,000 sockets stay under common fd limits (ulimit -n) with room to spare. */
@@ -240,6 +246,7 @@ export function resolveFleetOptions(options: FleetOptions): FleetConfig {
     faults: Object.freeze(faults),
     samplesPerDevice,
     logger: options.logger ?? pino({ level: 'silent' }),
+    onAck: options.onAck,
   });
 }
 

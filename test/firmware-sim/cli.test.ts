@@ -54,6 +54,8 @@ describe('firmware-sim command line', () => {
     [['--fault-duplicate', '1.5'], '--fault-duplicate: must be between 0 and 1, got 1.5'],
     [['--reconnect-min-ms', '5000', '--reconnect-max-ms', '100'], '--reconnect-max-ms: must be between 5000 and'],
     [['--report', '/nonexistent-dir/r.json'], "--report: folder '/nonexistent-dir' does not exist"],
+    [['--ack-log', '/nonexistent-dir/acks.ndjson'], "--ack-log: folder '/nonexistent-dir' does not exist"],
+    [['--ack-log', '/tmp'], "--ack-log: '/tmp' is a folder, not a file"],
     [['--start-time', 'yesterday'], "--start-time: 'yesterday' is neither an ISO 8601 time"],
     [['--seed', '1.5'], '--seed: must be a whole number, got 1.5'],
     [['--frobnicate'], "unknown option '--frobnicate'; see firmware-sim --help"],
@@ -71,7 +73,8 @@ describe('firmware-sim command line', () => {
   it('runs a fleet, prints a summary and writes a report that matches what the broker received', async () => {
     const broker = await startAedes();
     const reportFile = join(tempDir(), 'report.json');
-    const { code, stdout, stderr } = await runCli(['--gateway', broker.url, '--devices', '8', '--rate', '10', '--duration', '2', '--seed', '99', '--report', reportFile]);
+    const ackLogFile = join(tempDir(), 'acks.ndjson');
+    const { code, stdout, stderr } = await runCli(['--gateway', broker.url, '--devices', '8', '--rate', '10', '--duration', '2', '--seed', '99', '--report', reportFile, '--ack-log', ackLogFile]);
     expect(stderr).toBe('');
     expect(code).toBe(0);
     expect(stdout).toContain('readings   generated 160, sent 160, acknowledged 160, dropped 0');
@@ -82,6 +85,11 @@ describe('firmware-sim command line', () => {
     expect(report.latency.hdrBase64.length).toBeGreaterThan(0);
     await waitFor(() => broker.received.length >= 160, 'the broker to deliver every reading');
     expect(broker.received.length).toBe(report.publishes.acknowledged);
+    // The ack log names each acknowledged reading once: 8 devices, seq 0..19 each.
+    const acks = readFileSync(ackLogFile, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { device: string; stream: string; seq: number });
+    expect(acks).toHaveLength(160);
+    expect(new Set(acks.map((a) => `${a.device}/${a.seq}`)).size).toBe(160);
+    expect(acks.every((a) => /^device-000[1-8]$/.test(a.device) && a.seq >= 0 && a.seq < 20 && a.stream.length > 0)).toBe(true);
   });
 
   it('exits non-zero with the reason when no device can reach the gateway', async () => {
