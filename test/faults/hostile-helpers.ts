@@ -13,6 +13,7 @@ import { expect, onTestFinished } from 'vitest';
 import type { Gateway } from '../../src/gateway.js';
 import { startGateway, type ConfigOverrides } from '../helpers/gateway.js';
 import { waitFor } from '../helpers/wait.js';
+import { mulberry32 } from '../../firmware-sim/prng.js';
 
 /** Canary readings published while an attack runs, at most: bounds the loop if the attack hangs. */
 const CANARY_READINGS_MAX = 2_000;
@@ -149,17 +150,8 @@ export function expectMemoryBounded(before: MemoryReading): { heapGrowthBytes: n
   return growth;
 }
 
-/** mulberry32: a small seeded PRNG, so a failing fuzz case can be replayed from its seed. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded PRNG (firmware-sim's mulberry32), so a failing fuzz case can be replayed from its seed. */
+export const seededRandom = mulberry32;
 
 /** `count` random bytes from `random`. */
 export function randomBytes(random: () => number, count: number): Buffer {
