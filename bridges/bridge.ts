@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { EdgelogError, newBucket, takeToken, type CommitLog, type TokenBucket } from '../src/index.js';
 import { backoffMs, patternToRegExp, ruleFor, SyncWindow, type BridgeTopicRule } from './bridge-rules.js';
-import { PartitionCursor, type CursorStatus } from './partition-cursor.js';
+import { PartitionCursor, type CursorRead, type CursorStatus } from './partition-cursor.js';
 import type { EncodedMessage, OutgoingMessage, SendResult, Upstream } from './upstream.js';
 
 /**
@@ -363,7 +363,15 @@ export class Bridge {
     while (messages < FAIR_SHARE_MESSAGES && cursor.hasBacklog() && !this.windowFull() && !this.throttled()) {
       // Read no more than this turn can send: records read and not sent are decoded for nothing.
       const room = Math.min(READ_CHUNK_RECORDS, (Math.min(FAIR_SHARE_MESSAGES - messages, this.settings.maxInFlight - this.inFlightMessages)) * perMessage);
-      const read = cursor.read(this.log, room);
+      let read: CursorRead;
+      try {
+        read = cursor.read(this.log, room);
+      } catch (error) {
+        // One unreadable record (CORRUPT_RECORD) must not end the gateway or the other partitions.
+        this.stall(cursor, error);
+        return messages;
+      }
+      if (cursor.stalled !== null) this.unstall(cursor);
       if (read.lost > 0) this.lost(cursor, read.lost);
       if (read.gone) {
         this.untrack(cursor);
@@ -404,6 +412,28 @@ export class Bridge {
       },
       (error: unknown) => this.fail(error, epoch),
     );
+  }
+
+  /**
+   * Stops replicating a partition at a record that cannot be read, without skipping it: the
+   * operator sees it in the status (partitions[].stalled, lastError) and one error line per
+   * offset; reads retry on each pump, so the partition goes on once retention has deleted the
+   * record or an operator has deleted the topic.
+   */
+  private stall(cursor: PartitionCursor, error: unknown): void {
+    const offset = cursor.nextOffset;
+    if (cursor.stalled?.offset === offset) return;
+    const code = error instanceof EdgelogError ? error.code : 'INTERNAL';
+    const message = error instanceof Error ? error.message : String(error);
+    cursor.stalled = { offset, code, message };
+    this.counters.errors++;
+    this.lastError = { code, message, at: this.now() };
+    this.logger.error({ topic: cursor.topic, partition: cursor.partition, offset, code, reason: message }, 'replication of this partition is stalled: a record cannot be read');
+  }
+
+  private unstall(cursor: PartitionCursor): void {
+    this.logger.info({ topic: cursor.topic, partition: cursor.partition, offset: cursor.stalled?.offset }, 'replication of this partition resumed');
+    cursor.stalled = null;
   }
 
   private lost(cursor: PartitionCursor, records: number): void {

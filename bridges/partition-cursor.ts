@@ -1,4 +1,4 @@
-import { EdgelogError, OffsetOutOfRangeError, type CommitLog, type StoredRecord } from '../src/index.js';
+import { CorruptRecordError, EdgelogError, OffsetOutOfRangeError, type CommitLog, type StoredRecord } from '../src/index.js';
 import type { BridgeTopicRule } from './bridge-rules.js';
 
 /**
@@ -31,6 +31,11 @@ export interface CursorStatus {
   highWatermark: number;
   backlogRecords: number;
   inFlightRecords: number;
+  /**
+   * Set while the partition cannot be read at its next offset (a record fails its checksum,
+   * CORRUPT_RECORD): replication of this partition waits there, the others go on.
+   */
+  stalled: { offset: number; code: string; message: string } | null;
 }
 
 export interface CursorRead {
@@ -47,6 +52,8 @@ export class PartitionCursor {
   acked: number;
   committed: number;
   highWatermark: number;
+  /** See CursorStatus.stalled. */
+  stalled: CursorStatus['stalled'] = null;
   private next: number;
   private slots: Slot[] = [];
   private head = 0;
@@ -80,6 +87,11 @@ export class PartitionCursor {
     if (p) this.highWatermark = p.highWatermark;
   }
 
+  /** The first offset not yet sent: where the next read starts. */
+  get nextOffset(): number {
+    return this.next;
+  }
+
   /** Reads up to `maxRecords` from the first unsent offset, skipping (and counting) records already deleted. */
   read(log: CommitLog, maxRecords: number): CursorRead {
     let lost = 0;
@@ -94,6 +106,8 @@ export class PartitionCursor {
         this.ack(this.sent(this.next, lost));
         return { ...this.read(log, maxRecords), lost };
       }
+      // The records before an unreadable one still go; the read at the record itself throws to the bridge, which stalls there.
+      if (error instanceof CorruptRecordError && error.offset > this.next) return this.read(log, error.offset - this.next);
       if (error instanceof EdgelogError && (error.code === 'UNKNOWN_TOPIC' || error.code === 'UNKNOWN_PARTITION' || error.code === 'OFFSET_OUT_OF_RANGE')) {
         return { records: [], lost, gone: true };
       }
@@ -181,6 +195,7 @@ export class PartitionCursor {
       highWatermark: this.highWatermark,
       backlogRecords: Math.max(0, this.highWatermark - this.acked),
       inFlightRecords: this.next - this.acked,
+      stalled: this.stalled,
     };
   }
 
