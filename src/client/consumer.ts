@@ -101,7 +101,9 @@ interface PartState {
 
 type Entry =
   | { kind: 'batch'; key: string; batch: Batch; bytes: number }
-  | { kind: 'skip'; key: string; from: number; to: number; reason: string };
+  | { kind: 'skip'; key: string; from: number; to: number; reason: string }
+  /** A partition the gateway cannot read on (CORRUPT_RECORD): raised once the records before it are handed out. */
+  | { kind: 'error'; key: string; error: EdgelogClientError };
 
 interface Request {
   resolve: (value: unknown) => void;
@@ -284,6 +286,7 @@ export class Consumer implements AsyncIterable<Batch> {
       if (this.state === 'closing' || this.state === 'closed') return { done: true, value: undefined };
       const batch = this.take();
       if (batch) return { done: false, value: batch };
+      if (this.failure) throw this.failure;
       await new Promise<void>((resolve) => this.waiters.push(resolve));
     }
   }
@@ -296,6 +299,10 @@ export class Consumer implements AsyncIterable<Batch> {
       if (part && (part.paused || part.seeks > 0)) continue;
       this.queue.splice(i--, 1);
       if (!part) continue;
+      if (entry.kind === 'error') {
+        this.failure ??= entry.error;
+        return null;
+      }
       if (entry.kind === 'skip') {
         // The gateway moved on past records deleted by retention: so does every position.
         part.position = entry.to;
@@ -465,6 +472,15 @@ export class Consumer implements AsyncIterable<Batch> {
         this.wake();
       }
       req.reject(error);
+      return;
+    }
+    // A partition the gateway cannot read on: in order, after the records it sent before it.
+    const { topic, partition } = frame as { topic?: unknown; partition?: unknown };
+    if (typeof topic === 'string' && typeof partition === 'number') {
+      const key = partitionKey(topic, partition);
+      if (this.state !== 'active' || !this.parts.has(key)) return;
+      this.queue.push({ kind: 'error', key, error });
+      this.wake();
       return;
     }
     // A pause or resume that crossed a rebalance: the partition is no longer ours anyway.

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
-import { EdgelogError, OffsetOutOfRangeError } from '../errors.js';
+import { CorruptRecordError, EdgelogError, OffsetOutOfRangeError } from '../errors.js';
 import type { Assignment, GroupCoordinator } from '../groups/coordinator.js';
 import type { CommitLog } from '../log/commit-log.js';
 import { MAX_CREDIT_BYTES, MAX_CREDIT_RECORDS, parseConsumeFrame, toWire, type ConsumeFrame, type FrameId, type SeekTarget } from './consume-frames.js';
@@ -28,6 +28,8 @@ interface Position {
   /** The offset of the next record to send. */
   next: number;
   paused: boolean;
+  /** Set to `next` when the record there cannot be read (CORRUPT_RECORD): the partition waits until the consumer seeks elsewhere. */
+  corruptAt?: number;
 }
 
 export interface ConsumeServiceOptions {
@@ -249,17 +251,30 @@ class ConsumeSession {
     const list = [...this.positions.values()];
     for (let i = 0; i < list.length; i++) {
       const pos = list[(this.cursor + i) % list.length]!;
-      if (pos.paused || !this.opts.log.hasTopic(pos.topic)) continue;
+      if (pos.paused || pos.corruptAt === pos.next || !this.opts.log.hasTopic(pos.topic)) continue;
       let result;
+      const maxRecords = Math.min(MAX_RECORDS_PER_FRAME, this.credit.records);
+      const maxBytes = Math.min(MAX_FRAME_VALUE_BYTES, this.credit.bytes);
       try {
-        result = this.opts.log.read(pos.topic, pos.partition, pos.next, { maxRecords: Math.min(MAX_RECORDS_PER_FRAME, this.credit.records), maxBytes: Math.min(MAX_FRAME_VALUE_BYTES, this.credit.bytes) });
+        result = this.opts.log.read(pos.topic, pos.partition, pos.next, { maxRecords, maxBytes });
       } catch (error) {
-        if (!(error instanceof OffsetOutOfRangeError) || pos.next >= error.highWatermark) throw error;
-        // Retention deleted records this member had not read: go on from the oldest kept, and say so (never silent).
-        this.logger.warn({ topic: pos.topic, partition: pos.partition, from: pos.next, to: error.startOffset }, 'consumer position was deleted by retention; skipping to the oldest record kept');
-        this.send({ type: 'skipped', topic: pos.topic, partition: pos.partition, from: pos.next, to: error.startOffset, reason: 'deleted by retention before it was read' });
-        pos.next = error.startOffset;
-        return true;
+        if (error instanceof CorruptRecordError && error.offset > pos.next) {
+          // The records before an unreadable one are delivered; the next read meets it at its own offset.
+          result = this.opts.log.read(pos.topic, pos.partition, pos.next, { maxRecords: Math.min(maxRecords, error.offset - pos.next), maxBytes });
+        } else if (error instanceof CorruptRecordError) {
+          // Never skipped silently, never the end of the gateway: the consumer is told and decides (seek past it).
+          pos.corruptAt = pos.next;
+          this.logger.error({ topic: pos.topic, partition: pos.partition, offset: pos.next, reason: error.message }, 'a consumer met a record that cannot be read; its partition waits until the consumer seeks past it');
+          this.send({ type: 'error', code: error.code, message: `${error.message}; this partition is not read further until the consumer seeks past offset ${pos.next}`, topic: pos.topic, partition: pos.partition, offset: pos.next });
+          continue;
+        } else {
+          if (!(error instanceof OffsetOutOfRangeError) || pos.next >= error.highWatermark) throw error;
+          // Retention deleted records this member had not read: go on from the oldest kept, and say so (never silent).
+          this.logger.warn({ topic: pos.topic, partition: pos.partition, from: pos.next, to: error.startOffset }, 'consumer position was deleted by retention; skipping to the oldest record kept');
+          this.send({ type: 'skipped', topic: pos.topic, partition: pos.partition, from: pos.next, to: error.startOffset, reason: 'deleted by retention before it was read' });
+          pos.next = error.startOffset;
+          return true;
+        }
       }
       if (result.records.length === 0) continue;
       this.cursor = (this.cursor + i + 1) % list.length;

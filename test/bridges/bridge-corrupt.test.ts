@@ -1,9 +1,6 @@
-import { join } from 'node:path';
-import { open } from 'lmdb';
 import { describe, expect, test } from 'vitest';
 import { CommitLog } from '../../src/index.js';
-import { recordKey, topicDbName } from '../../src/log/storage.js';
-import { bytes } from '../helpers/log.js';
+import { bytes, corruptStoredRecord } from '../helpers/log.js';
 import { natsSkipReason, startNats } from '../helpers/nats-server.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { waitFor } from '../helpers/wait.js';
@@ -24,13 +21,7 @@ async function logWithCorruptRecord(dir: string): Promise<void> {
   }
   const topicId = log.topicShape('readings')!.id;
   await log.close();
-  const root = open({ path: join(dir, 'log'), maxDbs: 10 });
-  const db = root.openDB(topicDbName(topicId), { encoding: 'binary' });
-  const key = recordKey(1, CORRUPT_OFFSET);
-  const stored = Buffer.from(db.getBinary(key)!);
-  stored[stored.length - 2]! ^= 0x01;
-  await root.transaction(() => db.putSync(key, stored));
-  await root.close();
+  await corruptStoredRecord(dir, topicId, 1, CORRUPT_OFFSET);
 }
 
 describe.skipIf(skip !== undefined)('a bridge meeting a corrupt record', () => {
