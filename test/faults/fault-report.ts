@@ -4,44 +4,44 @@
  */
 export interface FaultFigures {
   readonly scenario: string;
-  /** The PRNG seed of the run: the same seed gives the same kill moments and readings. */
+  /** The PRNG seed of the run: the same seed gives the same fault moments and readings. */
   readonly seed: number;
-  /** Times the gateway was SIGKILLed. */
-  readonly kills: number;
+  /** Faults injected: SIGKILLs, link cuts, member kills, disk fills, clock jumps (the scenario says which). */
+  readonly faults: number;
   /** Distinct readings (device, stream, seq) the devices had acknowledged. */
   readonly acked: number;
-  /** Distinct readings stored in the log (acknowledged or not). */
+  /** Distinct readings found where the scenario looks (the log, upstream, a consumer's output). */
   readonly found: number;
-  /** Acknowledged readings missing from the log: must be 0. */
+  /** Acknowledged readings missing: must be 0. */
   readonly lost: number;
-  /** Extra stored copies of a reading (stored n times counts n - 1): publishes resent after a kill. */
+  /** Extra copies of a reading (found n times counts n - 1): publishes or deliveries repeated after a fault. */
   readonly duplicated: number;
-  /** Records read back and checksum-verified, over every topic. */
-  readonly recordsVerified: number;
-  /** Longest time from spawning the gateway to its first MQTT CONNACK. */
+  /** Longest time from the end of a fault until the gateway (or the part under test) worked again. */
   readonly recoveryMsMax: number;
   readonly elapsedS: number;
+  /** Figures of the scenario's own (records verified, members, ...), printed after the common ones. */
+  readonly extra?: Readonly<Record<string, number | string>>;
 }
 
-const COLUMNS: ReadonlyArray<[keyof FaultFigures, string]> = [
+const COLUMNS: ReadonlyArray<[Exclude<keyof FaultFigures, 'extra'>, string]> = [
   ['scenario', 'scenario'],
   ['seed', 'seed'],
-  ['kills', 'kills'],
+  ['faults', 'faults'],
   ['acked', 'acked'],
   ['found', 'found'],
   ['lost', 'lost'],
   ['duplicated', 'duplicated'],
-  ['recordsVerified', 'records verified'],
   ['recoveryMsMax', 'max recovery ms'],
   ['elapsedS', 'elapsed s'],
 ];
 
 /** Formats the figures as a two-line Markdown-style table (header and one row). */
 export function formatFigures(figures: FaultFigures): string {
-  const cells = COLUMNS.map(([key, title]) => {
-    const value = String(figures[key]);
-    return { title, value, width: Math.max(title.length, value.length) };
-  });
+  const pairs: Array<[string, string]> = [
+    ...COLUMNS.map(([key, title]): [string, string] => [title, String(figures[key])]),
+    ...Object.entries(figures.extra ?? {}).map(([title, value]): [string, string] => [title, String(value)]),
+  ];
+  const cells = pairs.map(([title, value]) => ({ title, value, width: Math.max(title.length, value.length) }));
   const header = `| ${cells.map((c) => c.title.padEnd(c.width)).join(' | ')} |`;
   const row = `| ${cells.map((c) => c.value.padStart(c.width)).join(' | ')} |`;
   return `${header}\n${row}\n`;

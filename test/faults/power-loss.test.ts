@@ -157,14 +157,14 @@ describe('power loss', () => {
     const figures = reportFigures({
       scenario: 'power-loss',
       seed: SEED,
-      kills: KILLS,
+      faults: KILLS,
       acked: acked.size,
       found: audit.stored.size,
       lost: lostIds.length,
       duplicated,
-      recordsVerified: audit.recordsVerified,
       recoveryMsMax,
       elapsedS: Math.round((performance.now() - startedAtMs) / 1000),
+      extra: { 'records verified': audit.recordsVerified },
     });
 
     expect(audit.problems).toEqual([]);
