@@ -1,6 +1,6 @@
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import { EdgelogError, OffsetOutOfRangeError } from '../../errors.js';
+import { CorruptRecordError, EdgelogError, OffsetOutOfRangeError } from '../../errors.js';
 import type { CommitLog } from '../../log/commit-log.js';
 import type { OffsetCommit } from '../../log/offsets.js';
 import type { StoredRecord } from '../../log/record-codec.js';
@@ -33,6 +33,12 @@ export interface FileSinkStats {
   bytesTruncatedAtStart: number;
   /** Records retention deleted before the sink wrote them (logged; they are not in the file). */
   recordsSkipped: number;
+  /**
+   * Partitions that wait at a record the log cannot read (CORRUPT_RECORD): the lines before it are
+   * written, the other partitions go on, and this one waits there until an operator moves the
+   * group's offset past it (`edgelog groups reset-offsets connect.<name>`) and restarts the sink.
+   */
+  stalled: Array<{ partition: number; offset: number; reason: string }>;
 }
 
 interface SinkFile {
@@ -63,6 +69,8 @@ export class FileSink {
   private readonly loop: RetryLoop;
   private waitingLogged = false;
   private readonly counts = { recordsWritten: 0, bytesTruncatedAtStart: 0, recordsSkipped: 0 };
+  /** See FileSinkStats.stalled; by partition. */
+  private readonly stalled = new Map<number, { offset: number; reason: string }>();
 
   private constructor(
     private readonly s: FileSinkSettings,
@@ -109,7 +117,8 @@ export class FileSink {
 
   stats(): FileSinkStats {
     const state = this.closed ? 'closed' : this.loop.failing ? 'retrying' : this.positions === null ? 'waiting' : 'writing';
-    return { state, committedBytes: this.committedSize, ...this.counts };
+    const stalled = [...this.stalled].map(([partition, at]) => ({ partition, ...at }));
+    return { state, committedBytes: this.committedSize, ...this.counts, stalled };
   }
 
   /** Stops listening, waits for the batch in flight to commit, and closes the file. Idempotent. */
@@ -181,6 +190,7 @@ export class FileSink {
     try {
       return this.s.log.read(this.s.topic, p, positions[p]!, { maxRecords, maxBytes }).records;
     } catch (error) {
+      if (error instanceof CorruptRecordError) return this.readToCorrupt(p, positions[p]!, error, maxRecords, maxBytes);
       if (!(error instanceof OffsetOutOfRangeError)) throw error;
       if (positions[p]! > error.highWatermark) {
         // Above the end: the topic was deleted and created again since the positions were read.
@@ -194,6 +204,19 @@ export class FileSink {
       positions[p] = error.startOffset;
       return this.s.log.read(this.s.topic, p, positions[p], { maxRecords, maxBytes }).records;
     }
+  }
+
+  /**
+   * The records before an unreadable one still go to the file; at the record itself the partition
+   * stalls (one error line per stall), since writing past it would drop a line without a trace.
+   */
+  private readToCorrupt(p: number, position: number, error: CorruptRecordError, maxRecords: number, maxBytes: number): StoredRecord[] {
+    if (error.offset > position) return this.s.log.read(this.s.topic, p, position, { maxRecords: Math.min(maxRecords, error.offset - position), maxBytes }).records;
+    if (this.stalled.get(p)?.offset !== error.offset) {
+      this.stalled.set(p, { offset: error.offset, reason: error.message });
+      this.s.logger.error({ topic: this.s.topic, partition: p, offset: error.offset, reason: error.message }, 'this partition is stalled: a record cannot be read; the other partitions go on');
+    }
+    return [];
   }
 
   /** Committed offsets of this sink's group, or the oldest stored offset (like Kafka Connect's `earliest`). */

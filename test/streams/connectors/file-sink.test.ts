@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CommitLog } from '../../../src/index.js';
 import { FileSink } from '../../../src/streams/connectors/file-sink.js';
-import { bytes, openTestLog } from '../../helpers/log.js';
+import { bytes, corruptStoredRecord, openTestLog } from '../../helpers/log.js';
 import { refusal } from '../../helpers/refusal.js';
 import { tempDir } from '../../helpers/temp-dir.js';
 import { waitFor } from '../../helpers/wait.js';
@@ -26,6 +26,30 @@ describe('file sink', () => {
     for (const p of [0, 1, 2]) expect(got.filter((l) => l.startsWith(`p${p}-`))).toEqual(numbered(`p${p}`, 0, p === 1 ? 41 : 40));
     expect(log.committedOffsets('connect.sink').map((c) => c.offset)).toEqual([40, 41, 40]);
     expect(sink.stats().committedBytes).toBe(readFileSync(file).length);
+  });
+
+  it('stalls a partition at a record that cannot be read, after writing the lines before it, while the other partitions go on', async () => {
+    const dir = tempDir();
+    const setup = await CommitLog.open({ dir, retentionSchedule: null });
+    await setup.createTopic('lines', { partitions: 2 });
+    for (const p of [0, 1]) await setup.append('lines', numbered(`p${p}`, 0, 10).map((v) => ({ value: bytes(v), partition: p })));
+    const topicId = setup.topicShape('lines')!.id;
+    await setup.close();
+    await corruptStoredRecord(dir, topicId, 0, 4);
+    const log = await openTestLog({ dir });
+    const file = join(tempDir(), 'out.log');
+    const logs = capturingLogger();
+    const sink = await startSink(log, file, { batchRecords: 3, logger: logs.logger });
+    await waitFor(() => sink.stats().recordsWritten === 14, 'the 4 lines before the corrupt record and all of partition 1');
+    await log.append('lines', [{ value: bytes('p1-10'), partition: 1 }, { value: bytes('p0-10'), partition: 0 }]);
+    await waitFor(() => sink.stats().recordsWritten === 15, 'the record appended to partition 1');
+    const stats = sink.stats();
+    expect(stats.state).toBe('writing');
+    expect(stats.stalled).toEqual([{ partition: 0, offset: 4, reason: expect.stringContaining("corrupt record in topic 'lines' partition 0 at offset 4") }]);
+    expect(fileLines(file).filter((l) => l.startsWith('p0-'))).toEqual(numbered('p0', 0, 4));
+    expect(fileLines(file).filter((l) => l.startsWith('p1-'))).toEqual(numbered('p1', 0, 11));
+    expect(log.committedOffsets('connect.sink').map((c) => c.offset)).toEqual([4, 11]);
+    expect(logs.lines.filter((l) => l.msg.includes('stalled'))).toHaveLength(1);
   });
 
   it('writes JSON lines with partition, offset, key and value, in base64 when a value is not UTF-8', async () => {
