@@ -15,6 +15,25 @@ export const DEFAULT_STRATEGY: AssignmentStrategy = 'sticky';
 /** Kafka's auto.offset.reset default: a new group reads what arrives from now on. */
 export const DEFAULT_OFFSET_RESET: OffsetReset = 'latest';
 
+/**
+ * Group ids the gateway's own readers use, and who uses them. An app joining one of them over
+ * /consume would take a processor's partitions or commit over a bridge's checkpoint, so records
+ * would be skipped there without a trace; apps are refused them (operators may still reset their
+ * offsets through the admin API).
+ */
+export const INTERNAL_GROUP_PREFIXES: Readonly<Record<string, string>> = { 'bridge.': 'bridges', 'streams.': 'stream processors', 'connect.': 'connectors' };
+
+/** Throws INVALID_ARGUMENT when an app asks for a group id the gateway keeps for itself. */
+export function refuseInternalGroup(groupId: string): void {
+  const prefix = Object.keys(INTERNAL_GROUP_PREFIXES).find((p) => groupId.startsWith(p));
+  if (prefix === undefined) return;
+  throw new EdgelogError(
+    'INVALID_ARGUMENT',
+    `group id '${groupId}' starts with '${prefix}', which the gateway keeps for its ${INTERNAL_GROUP_PREFIXES[prefix]}; ` +
+      `apps may use any id that does not start with ${Object.keys(INTERNAL_GROUP_PREFIXES).map((p) => `'${p}'`).join(', ')}`,
+  );
+}
+
 const STRATEGIES: readonly AssignmentStrategy[] = ['round-robin', 'sticky'];
 const OFFSET_RESETS: readonly OffsetReset[] = ['earliest', 'latest'];
 

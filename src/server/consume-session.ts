@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
 import { CorruptRecordError, EdgelogError, OffsetOutOfRangeError } from '../errors.js';
 import type { Assignment, GroupCoordinator } from '../groups/coordinator.js';
+import { refuseInternalGroup } from '../groups/join-request.js';
 import type { CommitLog } from '../log/commit-log.js';
 import { MAX_CREDIT_BYTES, MAX_CREDIT_RECORDS, parseConsumeFrame, toWire, type ConsumeFrame, type FrameId, type SeekTarget } from './consume-frames.js';
 
@@ -155,6 +156,7 @@ class ConsumeSession {
   private join(frame: Extract<ConsumeFrame, { type: 'join' }>): void {
     if (this.member) return this.fail(undefined, new EdgelogError('INVALID_ARGUMENT', `this connection is already member '${this.member.memberId}' of group '${this.member.groupId}'; open another connection to join again`));
     try {
+      refuseInternalGroup(frame.group);
       const { memberId } = this.opts.groups.join({
         groupId: frame.group,
         clientId: frame.clientId,

@@ -226,6 +226,10 @@ describe('/consume', () => {
       [{ type: 'join', group: 'g', topics: [] }, /"topics" must be a list of 1 to 1024 topic names.*a join frame is/],
       [{ type: 'join', group: 'a/b', topics: ['t'] }, /group id must be 1 to 249 of a-z A-Z 0-9 \. _ -/],
       [{ type: 'join', group: 'g', topics: ['t'], strategy: 'range' }, /"strategy" must be "round-robin" or "sticky", got "range"/],
+      // The gateway's own readers: joining would commit over a bridge's checkpoint or take a processor's partitions.
+      [{ type: 'join', group: 'bridge.central', topics: ['t'] }, /group id 'bridge\.central' starts with 'bridge\.', which the gateway keeps for its bridges; apps may use any id that does not start with 'bridge\.', 'streams\.', 'connect\.'/],
+      [{ type: 'join', group: 'streams.climate-1m', topics: ['t'] }, /keeps for its stream processors/],
+      [{ type: 'join', group: 'connect.archive', topics: ['t'] }, /keeps for its connectors/],
     ];
     for (const [frame, message] of answers) {
       const from = c.frames.length;
