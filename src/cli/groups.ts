@@ -16,8 +16,9 @@ Commands:
   describe GROUP          Per partition: the group's committed offset (CURRENT-OFFSET), the
                           high watermark (LOG-END-OFFSET), the lag and the member reading it;
                           then the members.
-  reset-offsets GROUP --topic TOPIC (--to-earliest | --to-latest | --to-offset N | --to-datetime TIME)
-                          Move the group's committed offsets on every partition of TOPIC: to the
+  reset-offsets GROUP --topic TOPIC [--partition P] (--to-earliest | --to-latest | --to-offset N | --to-datetime TIME)
+                          Move the group's committed offsets on every partition of TOPIC (or
+                          only on partition P): to the
                           oldest record kept, to the end, to offset N (kept within each
                           partition's range) or to the first record at or after TIME. Only while
                           the group has no members.
@@ -25,6 +26,8 @@ Commands:
 
 Options:
   --topic TOPIC           reset-offsets: the topic whose offsets to move.
+  --partition P           reset-offsets: only this partition of the topic, e.g. to move a bridge
+                          or connector past a record it cannot read (CORRUPT_RECORD).
   --to-earliest, --to-latest, --to-offset N, --to-datetime TIME
                           reset-offsets: where to; exactly one. TIME is ISO 8601, e.g.
                           2026-11-21T08:00:00Z; without a zone it is this machine's local time.
@@ -39,6 +42,7 @@ interface Flags {
   json?: boolean;
   help?: boolean;
   topic?: string;
+  partition?: string;
   'to-earliest'?: boolean;
   'to-latest'?: boolean;
   'to-offset'?: string;
@@ -58,6 +62,7 @@ export async function groups(argv: string[]): Promise<void> {
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         topic: { type: 'string' },
+        partition: { type: 'string' },
         'to-earliest': { type: 'boolean' },
         'to-latest': { type: 'boolean' },
         'to-offset': { type: 'string' },
@@ -92,10 +97,11 @@ export async function groups(argv: string[]): Promise<void> {
       only([]);
       return describe(client(), group(), values.json === true);
     case 'reset-offsets': {
-      only(['topic', ...TO_FLAGS]);
+      only(['topic', 'partition', ...TO_FLAGS]);
       const id = group();
       if (values.topic === undefined) usage('groups reset-offsets: --topic TOPIC is required');
-      return resetOffsets(client(), id, values.topic!, resetTarget(values, usage), values.json === true);
+      const partition = values.partition === undefined ? undefined : wholeNumber(values.partition, '--partition', usage);
+      return resetOffsets(client(), id, values.topic!, resetTarget(values, usage), partition, values.json === true);
     }
     case 'delete':
       only([]);
@@ -116,11 +122,7 @@ function resetTarget(values: Flags, usage: (message: string) => never): OffsetRe
   if (values['to-earliest']) return 'earliest';
   if (values['to-latest']) return 'latest';
   const offset = values['to-offset'];
-  if (offset !== undefined) {
-    const n = Number(offset);
-    if (!/^\d+$/.test(offset) || !Number.isSafeInteger(n)) usage(`groups reset-offsets: --to-offset must be a whole number ≥ 0, got '${offset}'`);
-    return { offset: n };
-  }
+  if (offset !== undefined) return { offset: wholeNumber(offset, '--to-offset', usage) };
   const text = values['to-datetime']!;
   // A date alone would be UTC midnight to Date.parse but local time with a time of day; make both local.
   const ms = ISO_DATETIME.test(text) ? Date.parse(text.length === 10 ? `${text}T00:00` : text) : Number.NaN;
@@ -160,8 +162,15 @@ async function describe(client: ApiClient, id: string, json: boolean): Promise<v
   );
 }
 
-async function resetOffsets(client: ApiClient, id: string, topic: string, to: OffsetResetTarget, json: boolean): Promise<void> {
-  const answer = await client.post<{ groupId: string; topic: string; offsets: { partition: number; offset: number }[] }>(`/api/groups/${segment(id)}/reset-offsets`, { topic, to });
+function wholeNumber(text: string, flag: string, usage: (message: string) => never): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n)) usage(`groups reset-offsets: ${flag} must be a whole number ≥ 0, got '${text}'`);
+  return n;
+}
+
+async function resetOffsets(client: ApiClient, id: string, topic: string, to: OffsetResetTarget, partition: number | undefined, json: boolean): Promise<void> {
+  const body = { topic, to, ...(partition === undefined ? {} : { partition }) };
+  const answer = await client.post<{ groupId: string; topic: string; offsets: { partition: number; offset: number }[] }>(`/api/groups/${segment(id)}/reset-offsets`, body);
   if (json) return printJson(answer);
   process.stdout.write(`Reset the offsets of group ${id} on topic ${topic}:\n\n`);
   process.stdout.write(formatTable(['TOPIC', 'PARTITION', 'NEW-OFFSET'], answer.offsets.map((o) => [topic, o.partition, o.offset])));

@@ -227,12 +227,12 @@ export class GroupCoordinator {
   }
 
   /**
-   * Moves a group's committed offsets for every partition of `topic` (Kafka's kafka-consumer-groups
-   * --reset-offsets): to the start offset, the high watermark, an offset (clamped into the
+   * Moves a group's committed offsets for every partition of `topic`, or for one `partition` of it
+   * (Kafka's kafka-consumer-groups --reset-offsets --topic T[:P]): to the start offset, the high watermark, an offset (clamped into the
    * partition's range, as Kafka does) or the first record at or after a timestamp. Only for a
    * group without members, since members would go on from their own positions and commit over it.
    */
-  async resetOffsets(groupId: string, topic: string, to: OffsetResetTarget): Promise<CommittedOffset[]> {
+  async resetOffsets(groupId: string, topic: string, to: OffsetResetTarget, partition?: number): Promise<CommittedOffset[]> {
     validateGroupId(groupId);
     const target = parseResetTarget(to);
     const group = this.groups.get(groupId);
@@ -243,7 +243,12 @@ export class GroupCoordinator {
           'stop them (or wait for their session timeout) before resetting its offsets',
       );
     }
-    const offsets = this.log.describeTopic(topic).partitions.map((p) => {
+    const all = this.log.describeTopic(topic).partitions;
+    const chosen = partition === undefined ? all : all.filter((p) => p.partition === partition);
+    if (chosen.length === 0) {
+      throw new EdgelogError('UNKNOWN_PARTITION', `topic '${topic}' has no partition ${String(partition)}: its partitions are 0 to ${all.length - 1}`);
+    }
+    const offsets = chosen.map((p) => {
       let offset: number;
       if (target === 'earliest') offset = p.startOffset;
       else if (target === 'latest') offset = p.highWatermark;
@@ -252,8 +257,8 @@ export class GroupCoordinator {
       return { topic, partition: p.partition, offset };
     });
     await this.log.commitOffsets(groupId, offsets);
-    this.logger.info({ group: groupId, topic, to: target, offsets: offsets.map((o) => o.offset) }, 'group offsets reset');
-    return this.log.committedOffsets(groupId).filter((c) => c.topic === topic);
+    this.logger.info({ group: groupId, topic, to: target, offsets: offsets.map(({ partition: p, offset }) => ({ partition: p, offset })) }, 'group offsets reset');
+    return this.log.committedOffsets(groupId).filter((c) => c.topic === topic && (partition === undefined || c.partition === partition));
   }
 
   /** Stops the timer and removes every member, calling its onRemoved. Idempotent. */

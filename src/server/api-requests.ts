@@ -16,10 +16,12 @@ export interface CreateTopicRequest {
 export interface ResetOffsetsRequest {
   topic: string;
   to: OffsetResetTarget;
+  /** One partition only; every partition of the topic when absent. */
+  partition?: number;
 }
 
 const CREATE_TOPIC_FIELDS = ['name', 'partitions', 'retentionMs', 'retentionBytes', 'maxMessageBytes'] as const;
-const RESET_OFFSETS_FIELDS = ['topic', 'to'] as const;
+const RESET_OFFSETS_FIELDS = ['topic', 'to', 'partition'] as const;
 const RESET_TARGET_RULE = `"earliest", "latest", {"offset": N} with a whole N ≥ 0, or {"timestamp": MS} (ms since the epoch)`;
 
 export function parseCreateTopic(body: unknown): CreateTopicRequest {
@@ -38,7 +40,12 @@ export function parseResetOffsets(body: unknown): ResetOffsetsRequest {
   const fields = objectWith(body, RESET_OFFSETS_FIELDS, '{"topic": "temperature", "to": "earliest"}');
   if (fields['topic'] === undefined) throw new EdgelogError('INVALID_ARGUMENT', `field 'topic' is required: the topic whose offsets to reset`);
   const topic = validateTopicName(fields['topic']);
-  return { topic, to: parseResetTarget(fields['to']) };
+  const partition = fields['partition'];
+  if (partition === undefined) return { topic, to: parseResetTarget(fields['to']) };
+  if (typeof partition !== 'number' || !Number.isSafeInteger(partition) || partition < 0) {
+    throw new EdgelogError('INVALID_ARGUMENT', `field 'partition' must be a whole number ≥ 0 (one partition of the topic; leave it out for all), got ${describe(partition)}`);
+  }
+  return { topic, to: parseResetTarget(fields['to']), partition };
 }
 
 function parseResetTarget(to: unknown): OffsetResetTarget {

@@ -225,10 +225,10 @@ export class AdminApi {
 
   private async resetOffsets(id: string, req: IncomingMessage, res: ServerResponse): Promise<Answer> {
     validateGroupId(id);
-    const { topic, to } = parseResetOffsets(await readJsonBody(req, res));
+    const { topic, to, partition } = parseResetOffsets(await readJsonBody(req, res));
     // Checked in the same turn as the coordinator's own check, so no member can join in between.
     this.checkEmpty(id, 'resetting its offsets');
-    const offsets = await this.opts.groups.resetOffsets(id, topic, to);
+    const offsets = await this.opts.groups.resetOffsets(id, topic, to, partition);
     return { status: 200, body: { groupId: id, topic, offsets: offsets.map(({ partition, offset }) => ({ partition, offset })) } };
   }
 

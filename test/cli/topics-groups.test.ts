@@ -151,6 +151,13 @@ describe('edgelog groups', () => {
     const byOffset = await run(['groups', 'reset-offsets', 'g', '--topic', 'readings', '--to-offset', '1', '--json'], gateway);
     expect(JSON.parse(byOffset.out).offsets).toEqual([{ partition: 0, offset: 1 }]);
     expect(gateway.log.committedOffsets('g').map((c) => c.offset)).toEqual([1]);
+    const onePartition = await run(['groups', 'reset-offsets', 'g', '--topic', 'readings', '--partition', '0', '--to-offset', '2', '--json'], gateway);
+    expect(JSON.parse(onePartition.out).offsets).toEqual([{ partition: 0, offset: 2 }]);
+    expect(await run(['groups', 'reset-offsets', 'g', '--topic', 'readings', '--partition', '3', '--to-earliest'], gateway)).toEqual({
+      code: 1,
+      out: "edgelog: topic 'readings' has no partition 3: its partitions are 0 to 0 (UNKNOWN_PARTITION)\n",
+    });
+    expect(gateway.log.committedOffsets('g').map((c) => c.offset)).toEqual([2]);
 
     const deleted = await run(['groups', 'delete', 'g'], gateway);
     expect(deleted).toEqual({ code: 0, out: 'Deleted group g (1 committed offset(s)).\n' });
@@ -171,8 +178,9 @@ describe('edgelog groups', () => {
       run(['groups', 'reset-offsets', 'g', '--topic', 't', '--to-datetime', 'yesterday'], gateway),
       run(['groups', 'list', '--to-latest'], gateway),
       run(['groups', 'describe', '--bogus'], gateway),
+      run(['groups', 'reset-offsets', 'g', '--topic', 't', '--partition', 'one', '--to-earliest'], gateway),
     ]);
-    expect(results.map((r) => r.code)).toEqual([2, 2, 2, 2, 2, 2, 2]);
+    expect(results.map((r) => r.code)).toEqual([2, 2, 2, 2, 2, 2, 2, 2]);
     expect(results.map((r) => r.out.split('\n')[0])).toEqual([
       'edgelog: groups reset-offsets: give exactly one of --to-earliest, --to-latest, --to-offset N, --to-datetime TIME',
       'edgelog: groups reset-offsets: give exactly one of --to-earliest, --to-latest, --to-offset N, --to-datetime TIME (got --to-earliest and --to-latest)',
@@ -181,6 +189,7 @@ describe('edgelog groups', () => {
       "edgelog: groups reset-offsets: --to-datetime must be an ISO 8601 date and time such as 2026-11-21T08:00:00Z (or 2026-11-21), got 'yesterday'",
       'edgelog: groups list: option --to-latest does not apply',
       expect.stringMatching(/^edgelog: Unknown option '--bogus'/),
+      "edgelog: groups reset-offsets: --partition must be a whole number ≥ 0, got 'one'",
     ]);
     for (const r of results) expect(r.out).toContain('\n\nUsage: edgelog groups ');
     expect(gateway.log.listGroups()).toEqual([]);

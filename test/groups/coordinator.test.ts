@@ -352,6 +352,12 @@ describe('GroupCoordinator: commits and offsets', () => {
     expect(committed(await c.resetOffsets('g', 't', { offset: 0 }))).toEqual([3, 1]);
     expect(committed(await c.resetOffsets('g', 't', { timestamp: 4500 }))).toEqual([4, 2]);
     expect(committed(await c.resetOffsets('g', 't', { timestamp: 1 }))).toEqual([3, 1]);
+    // One partition only (--topic t:1 in Kafka): the other keeps its offset.
+    expect(committed(await c.resetOffsets('g', 't', 'latest', 1))).toEqual([2]);
+    expect(committed(log.committedOffsets('g'))).toEqual([3, 2]);
+    const noPartition = await refusal(() => c.resetOffsets('g', 't', 'earliest', 2));
+    expect([noPartition.code, noPartition.message]).toEqual(['UNKNOWN_PARTITION', "topic 't' has no partition 2: its partitions are 0 to 1"]);
+    await c.resetOffsets('g', 't', 'earliest', 1);
     expect((await refusal(() => c.resetOffsets('g', 't', { offset: -1 }))).message).toMatch(/reset target must be 'earliest', 'latest', \{ offset: N \}/);
     expect((await refusal(() => c.resetOffsets('g', 't', 'now' as never))).code).toBe('INVALID_ARGUMENT');
     expect((await refusal(() => c.resetOffsets('g', 'nope', 'earliest'))).code).toBe('UNKNOWN_TOPIC');

@@ -315,8 +315,9 @@ describe('/api/groups', () => {
     expect((await api(gateway, 'POST', '/api/groups/g/reset-offsets', { topic: 'readings', to: { offset: 3 } })).json.offsets).toEqual([{ partition: 0, offset: 3 }, { partition: 1, offset: 3 }]);
     expect((await api(gateway, 'POST', '/api/groups/g/reset-offsets', { topic: 'readings', to: { offset: 99 } })).json.offsets).toEqual([{ partition: 0, offset: 5 }, { partition: 1, offset: 5 }]);
     expect((await api(gateway, 'POST', '/api/groups/g/reset-offsets', { topic: 'readings', to: { timestamp: 1_002_500 } })).json.offsets).toEqual([{ partition: 0, offset: 3 }, { partition: 1, offset: 3 }]);
+    expect((await api(gateway, 'POST', '/api/groups/g/reset-offsets', { topic: 'readings', partition: 1, to: { offset: 4 } })).json.offsets).toEqual([{ partition: 1, offset: 4 }]);
     const described = await api(gateway, 'GET', '/api/groups/g');
-    expect(described.json.offsets.map((o: { lag: number }) => o.lag)).toEqual([2, 2]);
+    expect(described.json.offsets.map((o: { lag: number }) => o.lag)).toEqual([2, 1]);
   });
 
   it('refuses bad reset-offsets requests naming the field', async () => {
@@ -329,6 +330,10 @@ describe('/api/groups', () => {
     expect(expectError(await reset({ topic: 'readings', to: { offset: 1, timestamp: 2 } }), 400, 'INVALID_ARGUMENT')).toMatch(/got \{"offset":1,"timestamp":2\}$/);
     expect(expectError(await reset({ to: 'earliest' }), 400, 'INVALID_ARGUMENT')).toMatch(/^field 'topic' is required/);
     expect(expectError(await reset({ topic: 'missing', to: 'earliest' }), 404, 'UNKNOWN_TOPIC')).toMatch(/^unknown topic "missing"/);
+    expect(expectError(await reset({ topic: 'readings', partition: '1', to: 'earliest' }), 400, 'INVALID_ARGUMENT')).toBe(
+      `field 'partition' must be a whole number ≥ 0 (one partition of the topic; leave it out for all), got "1"`,
+    );
+    expect(expectError(await reset({ topic: 'readings', partition: 2, to: 'earliest' }), 400, 'UNKNOWN_PARTITION')).toBe("topic 'readings' has no partition 2: its partitions are 0 to 1");
     expect(expectError(await api(gateway, 'POST', '/api/groups/g/reset-offsets', 'to=earliest', { 'content-type': 'text/plain' }), 415, 'UNSUPPORTED_MEDIA_TYPE')).toMatch(/Content-Type 'text\/plain'/);
     expect(gateway.log.listGroups()).toEqual([]);
     // A group that does not exist yet can be positioned before its consumers start.
