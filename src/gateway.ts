@@ -30,7 +30,7 @@ import { OverviewBuilder } from './server/overview.js';
 import { ConsumeService, MAX_CONSUME_FRAME_BYTES } from './server/consume-session.js';
 import { HttpServer } from './server/http-server.js';
 import { ProduceService } from './server/produce-session.js';
-import { listen, stopListening } from './server/listen.js';
+import { listen, stopListening, tlsServerOptions } from './server/listen.js';
 
 /** Room for an MQTT packet's fixed header, topic and packet id around the largest record. */
 const MQTT_PACKET_SLACK_BYTES = 64 * 1024;
@@ -146,7 +146,13 @@ export class Gateway {
       const mqttPort = await listen(mqttServers[0]!, config.mqtt.port, host, 'MQTT', '--mqtt-port');
       let mqttTlsPort: number | null = null;
       if (tls) {
-        const server = createTlsServer({ noDelay: true, cert: tls.cert, key: tls.key, ...(tls.ca ? { ca: tls.ca, requestCert: true, rejectUnauthorized: false } : {}) }, (socket) => mqtt.handle(socket));
+        const server = createTlsServer({ noDelay: true, ...tlsServerOptions(tls) }, (socket) => mqtt.handle(socket));
+        // A tls.Server only reports a failed or timed-out handshake; unlike https.Server it leaves the
+        // socket open, so a client that stalls its handshake would hold it for good.
+        server.on('tlsClientError', (error: NodeJS.ErrnoException, socket) => {
+          logger.debug({ remote: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`, code: error.code }, 'MQTT over TLS: handshake failed');
+          socket.destroy();
+        });
         mqttServers.push(server);
         closers.unshift(() => stopListening(server));
         mqttTlsPort = await listen(server, config.tls.mqttPort, host, 'MQTT over TLS', "config key 'tls.mqttPort'");

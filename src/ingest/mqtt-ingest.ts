@@ -137,15 +137,20 @@ export class MqttIngest {
     if (this.emptyIdPersistent.has(client)) {
       return refuse(CONNACK_IDENTIFIER_REJECTED, 'an empty client id needs clean session 1 (MQTT-3.1.3-8)');
     }
-    if (!this.opts.authThrottle.mayTry(address)) {
+    const attempt = await this.opts.authThrottle.begin(address);
+    if (attempt === null) {
       // Logged once, when the source became throttled: a guessing loop must not flood the log.
       return refuse(CONNACK_NOT_AUTHORIZED, `too many failed logins from ${address}: one more is allowed every ${AUTH_FAILURE_INTERVAL_MS / 1000} s`, true);
     }
     const failed = (returnCode: number, reason: string): never => {
-      if (this.opts.authThrottle.failed(address)) {
+      if (attempt.failed()) {
         this.logger.warn({ address, failures: AUTH_FAILURE_BURST }, 'too many failed logins: refusing this source without checking for a while');
       }
       return refuse(returnCode, reason);
+    };
+    const accepted = (identity: Identity): Identity => {
+      attempt.succeeded();
+      return identity;
     };
     const tls = this.connections.get(client.conn as Duplex)?.tls;
     const certificate = tls?.authorized ? tls.getPeerCertificate() : undefined;
@@ -153,16 +158,19 @@ export class MqttIngest {
     if (typeof cn === 'string' && cn !== '') {
       if (!this.opts.devices.get(cn)) return failed(CONNACK_NOT_AUTHORIZED, `client certificate CN '${cn}' is not a registered device`);
       if (username !== undefined && username !== cn) return failed(CONNACK_BAD_CREDENTIALS, `username '${username}' differs from the client certificate's CN '${cn}'`);
-      return cn;
+      return accepted(cn);
     }
     const registered = username !== undefined && this.opts.devices.get(username) !== undefined;
     // With credentials required, an unknown username gets the same scrypt check as a known one
     // (the registry verifies it against a dummy hash), so timing does not tell which ids exist.
     if (username !== undefined && (registered || !this.opts.allowAnonymous)) {
-      if (await this.opts.devices.verifyPassword(username, password ?? '')) return username;
+      if (await this.opts.devices.verifyPassword(username, password ?? '')) return accepted(username);
       return failed(CONNACK_BAD_CREDENTIALS, registered ? `wrong password for device '${username}'` : `unknown device '${username}'`);
     }
-    if (this.opts.allowAnonymous) return null;
+    if (this.opts.allowAnonymous) return accepted(null);
+    // A certificate that did not verify names no one; say why, or an expired device certificate would read as "no credentials".
+    const untrusted = untrustedCertificate(tls);
+    if (untrusted !== undefined) return failed(CONNACK_NOT_AUTHORIZED, untrusted);
     return failed(CONNACK_NOT_AUTHORIZED, 'no credentials: this gateway requires a device username and password or a client certificate');
   }
 
@@ -238,3 +246,15 @@ export class MqttIngest {
   }
 }
 
+/**
+ * Why a client certificate the peer presented did not verify (another CA, expired, ...), or
+ * undefined when it presented none or it verified.
+ */
+function untrustedCertificate(tls: TLSSocket | undefined): string | undefined {
+  if (tls === undefined || tls.authorized) return undefined;
+  const certificate = tls.getPeerCertificate();
+  if (Object.keys(certificate).length === 0) return undefined;
+  const cn = typeof certificate.subject?.CN === 'string' ? ` for CN '${certificate.subject.CN}'` : '';
+  const code = (tls.authorizationError as unknown as string | Error | null) ?? 'unknown';
+  return `client certificate not accepted (${String(code)})${cn}: it must be signed by the CA of config key 'tls.caFile' and within its validity dates`;
+}

@@ -102,17 +102,22 @@ export class WsIngest implements ConnectionHost {
    */
   async authenticate(frame: AuthFrame, address: string): Promise<string | null> {
     const { authThrottle } = this.opts;
-    if (!authThrottle.mayTry(address)) {
+    const attempt = await authThrottle.begin(address);
+    if (attempt === null) {
       throw new AuthRefusal(`too many failed logins from ${address}: one more is allowed every ${AUTH_FAILURE_INTERVAL_MS / 1000} s`, 'throttled', true);
     }
+    let identity: string | null;
     try {
-      return await this.checkCredentials(frame);
+      identity = await this.checkCredentials(frame);
     } catch (error) {
-      if (error instanceof AuthRefusal && authThrottle.failed(address)) {
+      // Anything but a clean check counts as a failure: the attempt was counted as one from the start.
+      if (attempt.failed()) {
         this.logger.warn({ address, failures: AUTH_FAILURE_BURST }, 'too many failed logins: refusing this source without checking for a while');
       }
       throw error;
     }
+    attempt.succeeded();
+    return identity;
   }
 
   private async checkCredentials(frame: AuthFrame): Promise<string | null> {

@@ -6,7 +6,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { EdgelogError } from '../errors.js';
 import { CLOSE_AUTH_REQUIRED, CLOSE_NOT_AUTHORIZED, TOKEN_SUBPROTOCOL_PREFIX } from './access.js';
 import { sendError } from './http-json.js';
-import { listen, stopListening } from './listen.js';
+import { listen, stopListening, tlsServerOptions } from './listen.js';
 
 /** How long a WebSocket client has to answer the close frame at shutdown before its socket is cut. */
 const CLOSE_GRACE_MS = 1000;
@@ -151,10 +151,7 @@ export class HttpServer {
       const httpPort = await listen(http, opts.port, opts.host, 'HTTP', '--http-port');
       let httpsPort: number | null = null;
       if (opts.tls) {
-        const https = createHttpsServer(
-          { ...REQUEST_TIMEOUTS, cert: opts.tls.cert, key: opts.tls.key, ...(opts.tls.ca ? { ca: opts.tls.ca, requestCert: true, rejectUnauthorized: false } : {}) },
-          onRequest,
-        );
+        const https = createHttpsServer({ ...REQUEST_TIMEOUTS, ...tlsServerOptions(opts.tls) }, onRequest);
         https.on('upgrade', onUpgrade);
         servers.push(https);
         httpsPort = await listen(https, opts.tls.httpsPort, opts.host, 'HTTPS', "config key 'tls.httpsPort'");

@@ -3,26 +3,29 @@ import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import type { Gateway } from '../../src/gateway.js';
-import { startGateway, writeRegistry } from '../helpers/gateway.js';
+import { startGateway, writeRegistry, type LogLine } from '../helpers/gateway.js';
 import { RawMqtt } from '../helpers/raw-mqtt.js';
 
 const fixture = (name: string) => fileURLToPath(new URL(`../fixtures/tls/${name}`, import.meta.url));
 const ca = readFileSync(fixture('ca.pem'));
 const clientCert = (cn: string) => ({ cert: readFileSync(fixture(`client-${cn}.pem`)), key: readFileSync(fixture(`client-${cn}.key`)) });
 
-async function tlsGateway(): Promise<Gateway> {
+async function tlsGateway(logs?: LogLine[]): Promise<Gateway> {
   const registryFile = await writeRegistry([
     { id: 'env-0001', profile: 'environment-sensor' }, // no password: certificate only
     { id: 'env-0002', profile: 'environment-sensor', password: 'pw-env-0002-secret' },
   ]);
-  return startGateway({
-    'devices.registryFile': registryFile,
-    'tls.certFile': fixture('server.pem'),
-    'tls.keyFile': fixture('server.key'),
-    'tls.caFile': fixture('ca.pem'),
-    'tls.mqttPort': '0',
-    'tls.httpsPort': '0',
-  });
+  return startGateway(
+    {
+      'devices.registryFile': registryFile,
+      'tls.certFile': fixture('server.pem'),
+      'tls.keyFile': fixture('server.key'),
+      'tls.caFile': fixture('ca.pem'),
+      'tls.mqttPort': '0',
+      'tls.httpsPort': '0',
+    },
+    logs ? { logs } : {},
+  );
 }
 
 function connect(url: string, options: mqtt.IClientOptions): Promise<mqtt.MqttClient> {
@@ -58,6 +61,20 @@ describe('TLS listeners', () => {
       (e: unknown) => e as { code?: number },
     );
     expect(error?.code).toBe(5);
+  });
+
+  it('refuses a certificate from another CA or an expired one with CONNACK 5, and logs the verification error', async () => {
+    const logs: LogLine[] = [];
+    const gateway = await tlsGateway(logs);
+    for (const [name, code] of [['rogue-env-0001', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE'], ['expired-env-0001', 'CERT_HAS_EXPIRED']] as const) {
+      const error = await connect(`mqtts://localhost:${gateway.ports.mqttTls!}`, { clientId: name, ...clientCert(name) }).then(
+        () => null,
+        (e: unknown) => e as { code?: number },
+      );
+      expect(error?.code, name).toBe(5);
+      const refusal = logs.find((l) => l.msg === 'connection refused' && l['clientId'] === name);
+      expect(refusal?.['reason'], name).toMatch(new RegExp(`^client certificate not accepted \\(${code}\\) for CN 'env-0001'`));
+    }
   });
 
   it('does not speak plaintext MQTT on the TLS port', async () => {
