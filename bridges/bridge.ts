@@ -80,7 +80,14 @@ export interface BridgeOptions {
   settings: BridgeSettings;
   upstream: Upstream;
   logger: Logger;
+  /** The wall clock, ms since the epoch: sync windows and the times the status shows (tests move it). */
   now?: () => number;
+  /**
+   * The monotonic clock, ms: the bandwidth cap and the throughput figure, intervals a step of the
+   * wall clock must not stretch (a step back would stop the token refill, and the bridge, for as
+   * long). Default performance.now(); `now` when only that is given.
+   */
+  monotonicNow?: () => number;
 }
 
 export class Bridge {
@@ -90,6 +97,7 @@ export class Bridge {
   private readonly upstream: Upstream;
   private readonly logger: Logger;
   private readonly now: () => number;
+  private readonly monotonicNow: () => number;
   private readonly patterns: RegExp[];
   private readonly windows = new Map<string, SyncWindow>();
   private readonly cursors = new Map<string, PartitionCursor>();
@@ -142,6 +150,7 @@ export class Bridge {
     this.settings = opts.settings;
     this.upstream = opts.upstream;
     this.now = opts.now ?? Date.now;
+    this.monotonicNow = opts.monotonicNow ?? opts.now ?? (() => performance.now());
     this.group = BRIDGE_GROUP_PREFIX + opts.settings.name;
     this.logger = opts.logger.child({ component: 'bridge', bridge: opts.settings.name, upstream: opts.upstream.kind });
     this.patterns = opts.settings.topics.map((r) => patternToRegExp(r.match));
@@ -149,7 +158,7 @@ export class Bridge {
       if (rule.syncWindow !== null && !this.windows.has(rule.syncWindow)) this.windows.set(rule.syncWindow, new SyncWindow(rule.syncWindow));
     }
     const rate = opts.settings.bandwidthBytesPerSecond;
-    this.bucket = rate > 0 ? newBucket(rate, this.now()) : null;
+    this.bucket = rate > 0 ? newBucket(rate, this.monotonicNow()) : null;
     // Registered at once, before retention can run: what this bridge has not sent stays on disk.
     this.releaseHold = this.log.holdRetention({ group: this.group, covers: (topic) => this.ruleOf(topic) !== undefined });
     this.stopListening = this.log.onAppend((topic, partition, highWatermark) => this.onAppend(topic, partition, highWatermark));
@@ -200,7 +209,7 @@ export class Bridge {
       .map((c) => c.status(this.log))
       .sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : a.partition - b.partition));
     const oldest = this.samples[0];
-    const span = oldest ? this.now() - oldest.at : 0;
+    const span = oldest ? this.monotonicNow() - oldest.at : 0;
     return {
       name: this.settings.name,
       kind: this.upstream.kind,
@@ -346,7 +355,7 @@ export class Bridge {
   private throttled(): boolean {
     if (this.bucket === null) return false;
     const rate = this.settings.bandwidthBytesPerSecond;
-    const waitMs = takeToken(this.bucket, this.now(), rate, rate, 0);
+    const waitMs = takeToken(this.bucket, this.monotonicNow(), rate, rate, 0);
     if (waitMs === 0) return false;
     this.pumpTimer ??= setTimeout(() => {
       this.pumpTimer = null;
@@ -397,7 +406,7 @@ export class Bridge {
     this.inFlightMessages++;
     this.inFlightBytes += encoded.bytes;
     this.counters.sentRecords += records;
-    if (this.bucket) takeToken(this.bucket, this.now(), this.settings.bandwidthBytesPerSecond, this.settings.bandwidthBytesPerSecond, encoded.bytes);
+    if (this.bucket) takeToken(this.bucket, this.monotonicNow(), this.settings.bandwidthBytesPerSecond, this.settings.bandwidthBytesPerSecond, encoded.bytes);
     this.upstream.send(encoded).then(
       (result: SendResult) => {
         if (epoch !== this.epoch) return;
@@ -515,7 +524,7 @@ export class Bridge {
   private tick(): void {
     if (this.state === 'closed') return;
     this.rescan();
-    const now = this.now();
+    const now = this.monotonicNow();
     this.samples.push({ at: now, acked: this.counters.ackedRecords });
     while (this.samples.length > 1 && now - this.samples[0]!.at > THROUGHPUT_SPAN_MS) this.samples.shift();
     // Sync windows open with the clock, not with an append.

@@ -120,7 +120,8 @@ export class NatsUpstream implements Upstream {
     assert(this.pending.size < PENDING_ACKS_MAX, `more than ${PENDING_ACKS_MAX} unacknowledged NATS messages: the core's in-flight window is not applied`);
     const id = (this.nextId++).toString(36);
     return new Promise<SendResult>((resolve, reject) => {
-      this.pending.set(id, { subject: m.subject, deadlineMs: Date.now() + this.opts.ackTimeoutMs, resolve, reject });
+      // Deadlines on the monotonic clock: a step of the wall clock neither times out every ack nor stalls a lost one.
+      this.pending.set(id, { subject: m.subject, deadlineMs: performance.now() + this.opts.ackTimeoutMs, resolve, reject });
       try {
         link.nc.publish(m.subject, m.payload, { reply: `${link.inbox}.${id}`, headers: m.headers });
       } catch (error) {
@@ -255,7 +256,7 @@ export class NatsUpstream implements Upstream {
 
   /** Every ack shares one timeout, so the Map's insertion order is deadline order: stop at the first one still due. */
   private sweepExpired(): void {
-    const now = Date.now();
+    const now = performance.now();
     for (const [id, p] of this.pending) {
       if (p.deadlineMs > now) return;
       this.pending.delete(id);

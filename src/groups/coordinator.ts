@@ -28,7 +28,11 @@ export type { TopicPartition } from './assignors.js';
 export interface GroupCoordinatorOptions {
   log: CommitLog;
   logger: Logger;
-  /** The clock for session timeouts, in ms (tests move it). Default Date.now. */
+  /**
+   * The clock for session timeouts, in ms (tests move it). Default performance.now(): a monotonic
+   * clock, so a step of the wall clock (NTP at boot) neither expires every session nor keeps a
+   * dead member's partitions for the length of a step back (Kafka measures sessions the same way).
+   */
   now?: () => number;
   /** Live groups (with members) at once: bounds the coordinator's memory. Default 1,000. */
   maxGroups?: number;
@@ -78,7 +82,7 @@ export class GroupCoordinator {
     assert(opts?.log && opts.logger, 'GroupCoordinator needs { log, logger }');
     this.log = opts.log;
     this.logger = opts.logger.child({ component: 'groups' });
-    this.now = opts.now ?? Date.now;
+    this.now = opts.now ?? (() => performance.now());
     this.maxGroups = integerIn('maxGroups', opts.maxGroups ?? DEFAULT_MAX_GROUPS, 1, 1_000_000);
     this.maxMembersPerGroup = integerIn('maxMembersPerGroup', opts.maxMembersPerGroup ?? DEFAULT_MAX_MEMBERS_PER_GROUP, 1, 10_000);
     const checkIntervalMs = integerIn('checkIntervalMs', opts.checkIntervalMs ?? DEFAULT_CHECK_INTERVAL_MS, 10, 60_000);

@@ -39,7 +39,8 @@ interface SourceState {
 export class AuthThrottle {
   private readonly sources = new Map<string, SourceState>();
 
-  constructor(private readonly now: () => number = Date.now) {}
+  /** `now`: a monotonic clock in ms (a step back of the wall clock would stop the refill for as long). */
+  constructor(private readonly now: () => number = () => performance.now()) {}
 
   /** Whether a source may try credentials now (for checks that finish at once, with {@link failed}). */
   mayTry(source: string): boolean {

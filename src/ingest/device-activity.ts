@@ -34,15 +34,18 @@ export interface DeviceReport {
   quiet: boolean;
 }
 
+/** Times named `...Ms` are the wall clock (shown to people); `...MonoMs` the monotonic clock (quiet and rate math). */
 interface Entry {
   firstSeenMs: number;
   lastSeenMs: number;
+  firstSeenMonoMs: number;
+  lastSeenMonoMs: number;
   readings: number;
   deadLetters: number;
   refusals: number;
-  /** Events per ms, as of rateAtMs. */
+  /** Events per ms, as of rateAtMonoMs. */
   rate: number;
-  rateAtMs: number;
+  rateAtMonoMs: number;
   lastError: DeviceReport['lastError'];
 }
 
@@ -50,7 +53,14 @@ export interface DeviceActivityOptions {
   /** A device silent this long is quiet (config devices.quietAfterMs). */
   quietAfterMs: number;
   maxDevices?: number;
+  /** The wall clock, ms since the epoch: the first and last seen times shown. */
   now?: () => number;
+  /**
+   * The monotonic clock, ms: silence and rates, so a step of the wall clock neither shows every
+   * device quiet nor hides a silent one for as long as the step. Default performance.now(); `now`
+   * when only that is given.
+   */
+  monotonicNow?: () => number;
 }
 
 /** Per-device activity of the readings that reach the intake; bounded (see DEFAULT_MAX_TRACKED_DEVICES). */
@@ -59,11 +69,13 @@ export class DeviceActivity {
   private readonly entries = new Map<string, Entry>();
   private readonly maxDevices: number;
   private readonly now: () => number;
+  private readonly monotonicNow: () => number;
   private forgotten = 0;
 
   constructor(readonly opts: DeviceActivityOptions) {
     this.maxDevices = opts.maxDevices ?? DEFAULT_MAX_TRACKED_DEVICES;
     this.now = opts.now ?? Date.now;
+    this.monotonicNow = opts.monotonicNow ?? opts.now ?? (() => performance.now());
   }
 
   /** A reading of the device stored in its topic. */
@@ -90,6 +102,11 @@ export class DeviceActivity {
     return this.entries.has(deviceId);
   }
 
+  /** The monotonic clock's now: pass it to {@link report} and {@link quietCount} to judge many devices at one instant. */
+  monotonicNowMs(): number {
+    return this.monotonicNow();
+  }
+
   /** Devices tracked now. */
   get size(): number {
     return this.entries.size;
@@ -100,8 +117,8 @@ export class DeviceActivity {
     return this.forgotten;
   }
 
-  /** One device's report, or a never-seen report when it sent nothing since the gateway started. */
-  report(deviceId: string, nowMs = this.now()): DeviceReport {
+  /** One device's report, or a never-seen report when it sent nothing since the gateway started; `monoNowMs` is the monotonic clock's now. */
+  report(deviceId: string, monoNowMs = this.monotonicNow()): DeviceReport {
     const entry = this.entries.get(deviceId);
     if (entry === undefined) {
       return { deviceId, firstSeenMs: null, lastSeenMs: null, readings: 0, deadLetters: 0, refusals: 0, ratePerSecond: 0, lastError: null, quiet: true };
@@ -113,9 +130,9 @@ export class DeviceActivity {
       readings: entry.readings,
       deadLetters: entry.deadLetters,
       refusals: entry.refusals,
-      ratePerSecond: rateNow(entry, nowMs) * 1000,
+      ratePerSecond: rateNow(entry, monoNowMs) * 1000,
       lastError: entry.lastError,
-      quiet: nowMs - entry.lastSeenMs >= this.opts.quietAfterMs,
+      quiet: monoNowMs - entry.lastSeenMonoMs >= this.opts.quietAfterMs,
     };
   }
 
@@ -125,10 +142,10 @@ export class DeviceActivity {
   }
 
   /** How many tracked devices are quiet now: a walk from the least recently seen that stops at the first one that is not. */
-  quietCount(nowMs = this.now()): number {
+  quietCount(monoNowMs = this.monotonicNow()): number {
     let quiet = 0;
     for (const entry of this.entries.values()) {
-      if (nowMs - entry.lastSeenMs < this.opts.quietAfterMs) break;
+      if (monoNowMs - entry.lastSeenMonoMs < this.opts.quietAfterMs) break;
       quiet++;
     }
     return quiet;
@@ -136,6 +153,7 @@ export class DeviceActivity {
 
   private touch(deviceId: string): Entry {
     const nowMs = this.now();
+    const monoMs = this.monotonicNow();
     let entry = this.entries.get(deviceId);
     if (entry === undefined) {
       if (this.entries.size >= this.maxDevices) {
@@ -143,15 +161,16 @@ export class DeviceActivity {
         this.entries.delete(oldest);
         this.forgotten++;
       }
-      entry = { firstSeenMs: nowMs, lastSeenMs: nowMs, readings: 0, deadLetters: 0, refusals: 0, rate: 0, rateAtMs: nowMs, lastError: null };
+      entry = { firstSeenMs: nowMs, lastSeenMs: nowMs, firstSeenMonoMs: monoMs, lastSeenMonoMs: monoMs, readings: 0, deadLetters: 0, refusals: 0, rate: 0, rateAtMonoMs: monoMs, lastError: null };
     } else {
       this.entries.delete(deviceId);
     }
     this.entries.set(deviceId, entry);
     // Exponentially weighted: decay what was, add this event's share of the window.
-    entry.rate = decayed(entry, nowMs) + 1 / RATE_WINDOW_MS;
-    entry.rateAtMs = nowMs;
+    entry.rate = decayed(entry, monoMs) + 1 / RATE_WINDOW_MS;
+    entry.rateAtMonoMs = monoMs;
     entry.lastSeenMs = nowMs;
+    entry.lastSeenMonoMs = monoMs;
     return entry;
   }
 }
@@ -161,11 +180,11 @@ export class DeviceActivity {
  * otherwise show a fraction of its rate (the average starts at 0). Divides by the weight the
  * window has had, as bias-corrected moving averages do; at least a second of it.
  */
-function rateNow(entry: Entry, nowMs: number): number {
-  const ageMs = Math.max(1000, nowMs - entry.firstSeenMs);
-  return decayed(entry, nowMs) / (1 - Math.exp(-ageMs / RATE_WINDOW_MS));
+function rateNow(entry: Entry, monoNowMs: number): number {
+  const ageMs = Math.max(1000, monoNowMs - entry.firstSeenMonoMs);
+  return decayed(entry, monoNowMs) / (1 - Math.exp(-ageMs / RATE_WINDOW_MS));
 }
 
-function decayed(entry: Entry, nowMs: number): number {
-  return entry.rate * Math.exp(-Math.max(0, nowMs - entry.rateAtMs) / RATE_WINDOW_MS);
+function decayed(entry: Entry, monoNowMs: number): number {
+  return entry.rate * Math.exp(-Math.max(0, monoNowMs - entry.rateAtMonoMs) / RATE_WINDOW_MS);
 }

@@ -48,7 +48,14 @@ export interface IntakeOptions {
   ackGate?: (topic: string, partition: number, offset: number) => Promise<unknown> | null;
   /** Told of every reading stored, dead-lettered or refused, by device (the dashboard's device table). */
   activity?: DeviceActivity;
+  /** The wall clock, ms since the epoch: the `received-at` header. */
   now?: () => number;
+  /**
+   * The monotonic clock, ms: the rate limit's token buckets and the dead-letter warning interval,
+   * which a step back of the wall clock would otherwise stall (no refill) for as long as the step.
+   * Default performance.now(); `now` when only that is given.
+   */
+  monotonicNow?: () => number;
 }
 
 /** Who sends readings on one connection. */
@@ -109,12 +116,14 @@ export class Intake {
   private idle: (() => void) | null = null;
   private closing: Promise<void> | null = null;
   readonly now: () => number;
+  readonly monotonicNow: () => number;
   readonly mapper: TopicMapper;
 
   constructor(readonly opts: IntakeOptions) {
     this.mapper = opts.mapper;
     this.budget = new ByteBudget(opts.maxPendingBytes);
     this.now = opts.now ?? Date.now;
+    this.monotonicNow = opts.monotonicNow ?? opts.now ?? (() => performance.now());
   }
 
   /** A session per connection: its readings reach the log in the order they were submitted. */
@@ -199,7 +208,7 @@ export class Intake {
     if (!item.tokenTaken) {
       item.tokenTaken = true;
       if (maxReadingsPerSecond > 0) {
-        const waitMs = takeToken(bucket, this.now(), maxReadingsPerSecond, burstReadings);
+        const waitMs = takeToken(bucket, this.monotonicNow(), maxReadingsPerSecond, burstReadings);
         if (waitMs > 0) return new Promise((resolve) => setTimeout(resolve, waitMs));
       }
     }
@@ -277,7 +286,7 @@ export class Intake {
 
   private warnDeadLetter(identity: SessionIdentity, item: Planned): void {
     const deviceId = deviceOf(item);
-    const nowMs = this.now();
+    const nowMs = this.monotonicNow();
     const last = this.deadLetterWarnedMs.get(deviceId);
     if (last !== undefined && nowMs - last < DEADLETTER_WARN_INTERVAL_MS) return;
     if (this.deadLetterWarnedMs.size >= DEADLETTER_WARN_DEVICES_MAX) this.deadLetterWarnedMs.clear();
@@ -307,7 +316,7 @@ export class IntakeSession {
     private readonly intake: Intake,
     readonly identity: SessionIdentity,
   ) {
-    this.bucket = newBucket(intake.opts.burstReadings, intake.now());
+    this.bucket = newBucket(intake.opts.burstReadings, intake.monotonicNow());
   }
 
   /** Readings taken but not yet appended (waiting for their admission). */

@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
-import { schedule, validate as validateCron, type ScheduledTask } from 'node-cron';
+import { validate as validateCron } from 'node-cron';
 import type { Database, Key } from 'lmdb';
 import {
   assert,
@@ -9,8 +9,10 @@ import {
   LogFullError,
   OffsetOutOfRangeError,
 } from '../errors.js';
+import { CronTimer } from './cron-timer.js';
 import { DiskSpace } from './disk-space.js';
 import { lockDir } from './dir-lock.js';
+import { LogClock } from './log-clock.js';
 import {
   checkOffsetCommits,
   offsetKey,
@@ -82,8 +84,14 @@ export interface CommitLogOptions {
   /** Called with each append's latency, from the append() call to its durable commit, in ms (for the metrics). */
   observeAppendMs?: (latencyMs: number) => void;
   logger?: Logger;
-  /** The clock, in ms since the epoch (tests move it). */
+  /** The wall clock, in ms since the epoch (tests move it). */
   now?: () => number;
+  /**
+   * The monotonic clock, in ms: intervals, and telling the wall clock's steps from elapsed time
+   * (log-clock.ts). Default performance.now(); when only `now` is given, `now` (a test's clock then
+   * measures both and never steps).
+   */
+  monotonicNow?: () => number;
 }
 
 export const DEFAULT_MAX_TOPICS = 256;
@@ -232,8 +240,11 @@ export class CommitLog {
   private idle: Array<() => void> = [];
   private closed = false;
   private closing: Promise<void> | null = null;
-  private cron: ScheduledTask | null = null;
-  private lastFullLogAt = 0;
+  private cron: CronTimer | null = null;
+  /** Append times and retention: the wall clock less its steps (log-clock.ts). Set by load(). */
+  private clock!: LogClock;
+  /** monotonicNow() of the last 'log is full' line: one line per episode. */
+  private lastFullLogAtMs = -Infinity;
   private appendCommits = 0;
   /** performance.now() when the last group commit started (commitIntervalMs). */
   private lastCommitStartMs = -Infinity;
@@ -272,6 +283,7 @@ export class CommitLog {
       commitIntervalMs: integerIn('commitIntervalMs', options.commitIntervalMs ?? 0, 0, MAX_COMMIT_INTERVAL_MS),
       observeAppendMs: options.observeAppendMs ?? null,
       now: options.now ?? Date.now,
+      monotonicNow: options.monotonicNow ?? options.now ?? (() => performance.now()),
     };
     if (!DISK_PRESSURE_POLICIES.includes(opts.diskPressurePolicy)) {
       throw new EdgelogError('INVALID_ARGUMENT', `diskPressurePolicy must be one of ${DISK_PRESSURE_POLICIES.join(', ')}, got ${describe(opts.diskPressurePolicy)}`);
@@ -286,7 +298,7 @@ export class CommitLog {
     let storage: Storage | undefined;
     try {
       storage = openStorage(opts.dir, opts.maxTopics);
-      const disk = new DiskSpace(opts.dir, opts.now);
+      const disk = new DiskSpace(opts.dir, opts.monotonicNow);
       await disk.sample();
       const log = new CommitLog(storage, opts, topicDefaults, logger, disk, unlock);
       await log.load();
@@ -308,6 +320,7 @@ export class CommitLog {
     } else if (format !== STORAGE_FORMAT) {
       throw new EdgelogError('LOG_INCOMPATIBLE', `data folder uses log format ${format}; this edgelog reads format ${STORAGE_FORMAT}`);
     }
+    let lastAppendMs = Number.NEGATIVE_INFINITY;
     for (const { key, value } of meta.getRange({ start: ['t'], end: ['t', '~'] })) {
       const name = (key as [string, string])[1];
       const m = value as TopicMeta;
@@ -319,9 +332,16 @@ export class CommitLog {
         this.checkPartitionOnOpen(name, db, p, state);
         partitions.push(state);
         this.storedBytes += state.bytes;
+        const last = state.next > state.start ? db.getBinary(recordKey(p, state.next - 1)) : undefined;
+        if (last) lastAppendMs = Math.max(lastAppendMs, appendTimeOf(last));
       }
       this.topics.set(name, { name, id: m.id, config: m.config, db, partitions, sticky: 0, deleted: false });
     }
+    const stored = meta.get(['clock']) as { offsetMs: number } | undefined;
+    this.clock = new LogClock(this.opts.now, this.opts.monotonicNow, stored?.offsetMs ?? 0, lastAppendMs, (stepMs, offsetMs) =>
+      // One line per step: an operator sees why retention's ages differ from the wall clock.
+      this.log.warn({ stepMs, offsetMs }, 'the wall clock stepped: append times and retention ages leave the step out'),
+    );
   }
 
   /** O(log n) cross-check of a partition's stored state against its first and last stored keys. */
@@ -341,17 +361,13 @@ export class CommitLog {
 
   private startRetentionSchedule(): void {
     if (this.opts.retentionSchedule === null) return;
-    this.cron = schedule(
-      this.opts.retentionSchedule,
-      async () => {
-        try {
-          await this.enforceRetention();
-        } catch (error) {
-          if (!this.closed) this.log.error({ err: error }, 'retention run failed');
-        }
-      },
-      { noOverlap: true, name: 'edgelog-retention' },
-    );
+    this.cron = new CronTimer(this.opts.retentionSchedule, async () => {
+      try {
+        await this.enforceRetention();
+      } catch (error) {
+        if (!this.closed) this.log.error({ err: error }, 'retention run failed');
+      }
+    });
   }
 
   // ---------------------------------------------------------------- topics
@@ -718,7 +734,8 @@ export class CommitLog {
       }
     }
     if (accepted.length === 0) return;
-    const now = this.opts.now();
+    const { wallMs, logMs } = this.clock.read();
+    const clockOffsetMs = this.clock.unstoredOffset();
     const out = Buffer.allocUnsafe(batchBytes);
     const working = new Map<TopicState, PartitionState[]>();
     const results: AppendResult[][] = [];
@@ -737,8 +754,8 @@ export class CommitLog {
               const s = states[r.partition]!;
               const offset = s.next++;
               if (offset >= MAX_OFFSET) assert(false, `partition offset ${offset} reached the key space limit`);
-              const timestamp = r.timestamp ?? now;
-              topic.db.putSync(recordKey(r.partition, offset), encodeInto(out, pos, r.size, offset, timestamp, now, r.key, r.value, r.headers));
+              const timestamp = r.timestamp ?? wallMs;
+              topic.db.putSync(recordKey(r.partition, offset), encodeInto(out, pos, r.size, offset, timestamp, logMs, r.key, r.value, r.headers));
               pos += r.size;
               s.bytes += r.size;
               if (timestamp > s.maxTs) s.maxTs = timestamp;
@@ -749,7 +766,7 @@ export class CommitLog {
           results.push(assigned);
           const commit = req.commit;
           if (commit !== null) {
-            for (const c of commit.offsets) meta.putSync(offsetKey(commit.group, c.topic.id, c.partition), { offset: c.offset, metadata: c.metadata, committedAtMs: now } satisfies StoredOffset);
+            for (const c of commit.offsets) meta.putSync(offsetKey(commit.group, c.topic.id, c.partition), { offset: c.offset, metadata: c.metadata, committedAtMs: wallMs } satisfies StoredOffset);
           }
           const state = req.state;
           if (state !== null) {
@@ -764,6 +781,8 @@ export class CommitLog {
             if (s.next !== topic.partitions[p]!.next) meta.putSync(['p', topic.id, p], s);
           });
         }
+        // A clock step is stored with the first records appended after it, so their ages and the older ones' agree after a restart.
+        if (clockOffsetMs !== undefined) meta.putSync(['clock'], { offsetMs: clockOffsetMs });
       });
     } catch (error) {
       const failure = await this.classifyCommitFailure(error);
@@ -777,6 +796,7 @@ export class CommitLog {
         if (s.next !== before[p]!.next) this.notifyAppend(topic.name, p, s.next);
       });
     }
+    if (clockOffsetMs !== undefined) this.clock.stored(clockOffsetMs);
     this.appendCommits++;
     this.storedBytes += batchBytes;
     this.disk.consumed(batchBytes);
@@ -819,9 +839,9 @@ export class CommitLog {
 
   private full(message: string): LogFullError {
     // One log line per episode, not per refused append.
-    const now = this.opts.now();
-    if (now - this.lastFullLogAt > 60_000) this.log.warn({ storedBytes: this.storedBytes }, message);
-    this.lastFullLogAt = now;
+    const nowMs = this.opts.monotonicNow();
+    if (nowMs - this.lastFullLogAtMs > 60_000) this.log.warn({ storedBytes: this.storedBytes }, message);
+    this.lastFullLogAtMs = nowMs;
     return new LogFullError(message);
   }
 
@@ -916,8 +936,9 @@ export class CommitLog {
 
   /**
    * Deletes, per partition, the oldest records past the topic's retention age or size, in
-   * transactions of `retentionBatchRecords` with appends committed in between. The node-cron
-   * schedule calls this; it can also be called directly.
+   * transactions of `retentionBatchRecords` with appends committed in between. Ages are in the
+   * log's time (log-clock.ts): a step of the wall clock ages no record. The retention schedule
+   * calls this; it can also be called directly.
    */
   async enforceRetention(): Promise<RetentionReport> {
     this.checkOpen();
@@ -936,6 +957,7 @@ export class CommitLog {
         }
         i++;
       }
+      await this.storeClockStep();
       return false;
     });
     if (report.droppedHeldRecords > 0) {
@@ -956,7 +978,7 @@ export class CommitLog {
     })) {
       candidates.push({ appendTime: appendTimeOf(value as Buffer), bytes: (value as Buffer).length });
     }
-    const due = recordsToDelete(candidates, s.bytes, topic.config, this.opts.now());
+    const due = recordsToDelete(candidates, s.bytes, topic.config, this.clock.read().logMs);
     if (due === 0) return null;
     const dropHeld = this.opts.diskPressurePolicy === 'drop-oldest' && this.underDiskPressure();
     const { toDelete: n, droppedHeld } = applyRetentionHold(s.start, due, this.heldFrom(topic, p), dropHeld);
@@ -964,7 +986,10 @@ export class CommitLog {
     const bytes = candidates.slice(0, n).reduce((sum, c) => sum + c.bytes, 0);
     const next: PartitionState = { ...s, start: s.start + n, bytes: s.bytes - bytes };
     const { root, meta, timeIndex } = this.storage;
+    const clockOffsetMs = this.clock.unstoredOffset();
     await root.transaction(() => {
+      // The step that made these records due, if any, is stored before they go.
+      if (clockOffsetMs !== undefined) meta.putSync(['clock'], { offsetMs: clockOffsetMs });
       for (let o = s.start; o < next.start; o++) topic.db.removeSync(recordKey(p, o));
       // Index entries are ordered by [maxTs, offset], which is offset order: drop those below the new start.
       for (const key of timeIndex.getKeys({ start: [topic.id, p], end: [topic.id, p + 1] })) {
@@ -973,10 +998,27 @@ export class CommitLog {
       }
       meta.putSync(['p', topic.id, p], next);
     });
+    if (clockOffsetMs !== undefined) this.clock.stored(clockOffsetMs);
     topic.partitions[p] = next;
     this.storedBytes -= bytes;
     this.droppedHeld += droppedHeld;
     return { records: n, bytes, droppedHeld };
+  }
+
+  /**
+   * Stores a clock step that no append or deletion stored yet (an idle log): without it, a restart
+   * would count the step as age after all. Runs as writer work, after retention's reading.
+   */
+  private async storeClockStep(): Promise<void> {
+    const offsetMs = this.clock.unstoredOffset();
+    if (offsetMs === undefined) return;
+    try {
+      await this.storage.root.transaction(() => this.storage.meta.putSync(['clock'], { offsetMs }));
+      this.clock.stored(offsetMs);
+    } catch (error) {
+      // A full disk: the next append or retention run stores it.
+      this.log.debug({ err: error }, 'the clock step could not be stored yet');
+    }
   }
 
   /** The first offset of a partition that holds keep, or undefined when no hold covers it. */
@@ -1018,7 +1060,7 @@ export class CommitLog {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.closed = true;
-      await this.cron?.destroy();
+      await this.cron?.stop();
       if (this.writing) await new Promise<void>((resolve) => this.idle.push(resolve));
       await this.storage.root.close();
       this.unlock();

@@ -31,6 +31,7 @@ export type HeaderValue = string | Uint8Array;
 export interface StoredRecord {
   offset: number;
   timestamp: number;
+  /** The log's time at the append (log-clock.ts: the wall clock less its steps), which retention ages by. */
   appendTime: number;
   key: string | Buffer | null;
   value: Buffer;

@@ -5,7 +5,7 @@ import { MAX_OFFSET } from './topic-config.js';
 /**
  * The LMDB layout of the log, in one environment:
  *   meta     msgpack: ['format'] → version, ['nextTopicId'] → n, ['t', name] → TopicMeta,
- *            ['p', topicId, partition] → PartitionState
+ *            ['p', topicId, partition] → PartitionState, ['clock'] → { offsetMs } (log-clock.ts)
  *   t<id>    binary: one database per topic; key partition * 2^40 + offset (a plain number key,
  *            the cheapest key lmdb-js encodes), value the encoded record
  *   tindex   sparse time index: key [topicId, partition, maxTimestampSoFar, offset], empty value

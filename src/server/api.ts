@@ -182,7 +182,8 @@ export class AdminApi {
     const { state, limit, after } = parseDeviceQuery(new URL(req.url ?? '/', 'http://gateway').searchParams);
     const devices = this.opts.devices;
     if (devices === undefined) return { status: 200, body: { devices: [], total: 0, next: null } };
-    const nowMs = Date.now();
+    // One instant for the whole listing, on the activity table's monotonic clock (its silence math).
+    const nowMs = devices.activity.monotonicNowMs();
     const ids = [...new Set([...devices.registered(), ...devices.activity.seenIds()])].sort();
     const matching = ids.map((id) => devices.activity.report(id, nowMs)).filter((d) => state === 'all' || (state === 'quiet') === d.quiet);
     const start = after === undefined ? 0 : matching.findIndex((d) => d.deviceId > after);

@@ -45,7 +45,13 @@ export interface OverviewSources extends GatewayParts {
   startedAtMs: number;
   ports: () => Record<string, number | null>;
   tokenRequired: boolean;
+  /** The wall clock, ms since the epoch: the times the overview shows. */
   now?: () => number;
+  /**
+   * The monotonic clock, ms: the intervals rates are computed over (after a step back of the wall
+   * clock the rates would otherwise freeze for as long). Default performance.now(); `now` when only that is given.
+   */
+  monotonicNow?: () => number;
 }
 
 export interface Connections {
@@ -106,12 +112,14 @@ export interface Overview {
 export class OverviewBuilder {
   private readonly now: () => number;
   private readonly history: Array<{ atMs: number; topics: Record<string, number> }> = [];
-  /** The last RATE_WINDOW_SAMPLES + 1 samples of each topic's appended records, oldest first. */
-  private readonly totals: Array<{ atMs: number; topics: Map<string, number> }> = [];
+  /** The last RATE_WINDOW_SAMPLES + 1 samples of each topic's appended records, oldest first (monotonic times). */
+  private readonly totals: Array<{ monoMs: number; topics: Map<string, number> }> = [];
+  private readonly monotonicNow: () => number;
   private timer: NodeJS.Timeout | null = null;
 
   constructor(private readonly sources: OverviewSources) {
     this.now = sources.now ?? Date.now;
+    this.monotonicNow = sources.monotonicNow ?? sources.now ?? (() => performance.now());
   }
 
   /** Samples topic rates every RATE_SAMPLE_INTERVAL_MS until {@link close}. */
@@ -129,18 +137,19 @@ export class OverviewBuilder {
   /** Takes one rate sample: records appended per second per topic since the last one. */
   sample(): void {
     const atMs = this.now();
+    const monoMs = this.monotonicNow();
     const { log } = this.sources;
     const totals = new Map<string, number>();
     for (const name of log.listTopics()) totals.set(name, log.describeTopic(name).partitions.reduce((sum, p) => sum + p.highWatermark, 0));
     const oldest = this.totals[0];
-    if (oldest !== undefined && atMs > oldest.atMs) {
-      const seconds = (atMs - oldest.atMs) / 1000;
+    if (oldest !== undefined && monoMs > oldest.monoMs) {
+      const seconds = (monoMs - oldest.monoMs) / 1000;
       const topics: Record<string, number> = {};
       for (const [name, total] of totals) topics[name] = Math.max(0, total - (oldest.topics.get(name) ?? 0)) / seconds;
       this.history.push({ atMs, topics });
       if (this.history.length > RATE_HISTORY_SAMPLES) this.history.shift();
     }
-    this.totals.push({ atMs, topics: totals });
+    this.totals.push({ monoMs, topics: totals });
     if (this.totals.length > RATE_WINDOW_SAMPLES) this.totals.shift();
   }
 
@@ -173,15 +182,17 @@ export class OverviewBuilder {
       }),
       groupsTotal: groupList.length,
       bridges: s.bridges().map((b) => ({ ...b, catchUpSeconds: catchUpSeconds(b, latest) })),
-      devices: this.devices(atMs),
+      devices: this.devices(),
       deadLetters: this.deadLetters(),
       disk: s.log.diskUsage(),
     };
   }
 
   /** The quiet devices first (longest silent first), then the most recently seen, up to OVERVIEW_DEVICES_MAX. */
-  private devices(nowMs: number): Overview['devices'] {
+  private devices(): Overview['devices'] {
     const { activity } = this.sources;
+    // One instant for the whole list, on the activity table's own (monotonic) clock.
+    const nowMs = activity.monotonicNowMs();
     const registered = this.sources.registeredDevices();
     const neverSeen = registered.filter((id) => !activity.has(id));
     const listed: DeviceReport[] = neverSeen.slice(0, OVERVIEW_DEVICES_MAX).map((id) => activity.report(id, nowMs));
