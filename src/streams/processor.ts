@@ -69,6 +69,8 @@ const HEARTBEAT_INTERVAL_MS = 3000;
 const SESSION_TIMEOUT_MS = 30_000;
 /** A kind of record problem is logged at most once in this interval, with its running count (STYLE.md §9). */
 const PROBLEM_LOG_INTERVAL_MS = 10 * 60_000;
+/** Failures that are operating conditions the processor waits out (docs/streams.md: it waits and retries, as producers do): logged at warn. */
+const WAITED_OUT_CODES: ReadonlySet<string> = new Set(['LOG_FULL', 'LOG_OVERLOADED']);
 /** The client id of processors in their groups. */
 const CLIENT_ID = 'edgelog-streams';
 
@@ -99,6 +101,8 @@ export class StreamProcessor {
   private cursor = 0;
   private status: ProcessorStatus = 'starting';
   private lastError: string | null = null;
+  /** What the last failure's line was about (its code, or its message): one line per kind, not per retry. */
+  private lastErrorKind: string | null = null;
   private readonly problemLoggedAt = new Map<string, number>();
   private closed = false;
   private closing: Promise<void> | null = null;
@@ -284,6 +288,7 @@ export class StreamProcessor {
         const worked = await this.batch(Number.POSITIVE_INFINITY);
         if (this.lastError !== null) this.logger.info({ after: this.lastError }, 'stream processor resumed');
         this.lastError = null;
+        this.lastErrorKind = null;
         retryMs = RETRY_MIN_MS;
         if (!worked) {
           this.status = 'waiting';
@@ -296,8 +301,14 @@ export class StreamProcessor {
           break;
         }
         const message = error instanceof Error ? error.message : String(error);
-        if (message !== this.lastError) this.logger.error({ err: error, retryInMs: retryMs }, 'stream processor batch failed: it resumes from its last commit');
+        // A full log's message carries byte counts that change with every retry: the code is the kind.
+        const kind = error instanceof EdgelogError ? error.code : message;
+        if (kind !== this.lastErrorKind) {
+          const level = error instanceof EdgelogError && WAITED_OUT_CODES.has(error.code) ? 'warn' : 'error';
+          this.logger[level]({ err: error, retryInMs: retryMs }, 'stream processor batch failed: it resumes from its last commit');
+        }
         this.lastError = message;
+        this.lastErrorKind = kind;
         this.status = 'retrying';
         // Whatever the failed batch changed in memory is thrown away: state and positions come
         // back from the store and the group's offsets, as after a crash.
@@ -493,7 +504,8 @@ export class StreamProcessor {
   }
 
   private onProblem(p: Problem): void {
-    const now = Date.now();
+    // An interval: on the monotonic clock, so a step back of the wall clock cannot silence these lines.
+    const now = performance.now();
     const last = this.problemLoggedAt.get(p.kind);
     if (last !== undefined && now - last < PROBLEM_LOG_INTERVAL_MS) return;
     this.problemLoggedAt.set(p.kind, now);
