@@ -378,6 +378,8 @@ export class IntakeSession {
   }
 
   private failWaiting(): void {
+    // Most connections close with nothing waiting: no error (and its stack trace) for them.
+    if (this.queue.length === 0) return;
     const error = this.intake.isClosing
       ? new EdgelogError('GATEWAY_CLOSING', 'the gateway shut down before the reading was stored; send it again when it is back')
       : new EdgelogError('GATEWAY_CLOSING', 'the connection closed before the reading was stored');
