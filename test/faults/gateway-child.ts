@@ -54,7 +54,7 @@ export async function startGatewayChild(opts: { configFile: string; dataDir: str
 }
 
 /** Whether the gateway answers an MQTT CONNECT with a CONNACK (an anonymous loopback client). */
-async function acceptsMqtt(mqttPort: number): Promise<boolean> {
+export async function acceptsMqtt(mqttPort: number): Promise<boolean> {
   try {
     const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { clientId: `faults-probe-${process.pid}`, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5_000 });
     await client.endAsync();

@@ -1,7 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import mqtt from 'mqtt';
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import type { FleetReport } from '../../firmware-sim/index.js';
@@ -11,6 +10,7 @@ import { spawnTs, type Spawned } from '../helpers/process.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { waitFor } from '../helpers/wait.js';
 import { reportFigures } from './fault-report.js';
+import { acceptsMqtt } from './gateway-child.js';
 import { auditLog, readAckLog } from './log-audit.js';
 
 const GATEWAY_CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
@@ -57,17 +57,6 @@ async function storedReadings(httpPort: number): Promise<number> {
   if (!response.ok) throw new Error(`/api/topics answered ${response.status}`);
   const { topics } = (await response.json()) as { topics: Array<{ name: string; records: number }> };
   return topics.filter((t) => (READING_TOPICS as readonly string[]).includes(t.name)).reduce((sum, t) => sum + t.records, 0);
-}
-
-/** Whether the gateway answers an MQTT CONNECT with a CONNACK (an anonymous loopback client). */
-async function acceptsMqtt(mqttPort: number): Promise<boolean> {
-  try {
-    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { clientId: `faults-probe-${process.pid}`, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5_000 });
-    await client.endAsync();
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function gatewayConfig(file: string, bridgeUrl: string | undefined): void {
